@@ -1,0 +1,261 @@
+"""Trusted scoring: fit the readout on the training split, then measure masks against the ticket.
+
+All networks of one task and architecture are judged together: their parameters and masks are
+stacked along a leading axis K, so one batched pass (and one lockstep training) serves every
+density, seed and reference.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .network import stacked_forward
+from .plant import PlantedNetwork
+from .task import Dataset, Task
+from .train import Protocol, train_stacked
+
+_EVAL_BYTES = 1 << 28  # activation memory per evaluation chunk
+
+
+@dataclass
+class Entry:
+    """One network to judge: a mask on the host planted from `seed`.
+
+    Attributes:
+        seed: the run seed whose planted network and data to use.
+        weights: per layer bool [out, in].
+        biases: per layer bool [out]; None keeps every bias.
+        batch_seed: seeds this run's batch order in weak training, independent of its batch mates.
+    """
+
+    seed: int
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor] | None
+    batch_seed: int
+
+
+# --- the readout rule ---------------------------------------------------------------------
+
+
+def fit_regression_scale(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Least squares per output: scale_j = <y_j, f_j> / <f_j, f_j>; f, y [K, N, d] -> [K, d]."""
+    f, y = f.double(), y.double()
+    num, den = (f * y).sum(1), f.pow(2).sum(1)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(den))
+
+
+def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 40, ridge: float = 1e-6) -> torch.Tensor:
+    """Per-class logit scales a minimising the cross-entropy of a * f; f [K, N, C], y [K, N] -> [K, C].
+
+    The problem is convex in a; damped Newton on logits normalised to unit RMS per class,
+    with a tiny ridge so that separable or dead classes stay finite.
+    """
+    f = f.double()
+    K, N, C = f.shape
+    rms = f.pow(2).mean(1).sqrt()  # [K, C]
+    g = torch.where(rms[:, None] > 0, f / rms.clamp_min(1e-300)[:, None], torch.zeros_like(f))
+    onehot = torch.nn.functional.one_hot(y, C).double()
+    a = torch.zeros(K, C, dtype=torch.float64, device=f.device)
+    damping = torch.ones(K, 1, 1, dtype=torch.float64, device=f.device)
+    eye = torch.eye(C, dtype=torch.float64, device=f.device)
+
+    def loss_of(a):
+        z = g * a[:, None]
+        return (torch.logsumexp(z, -1) - (z * onehot).sum(-1)).mean(1) + ridge * a.pow(2).sum(1)
+
+    loss = loss_of(a)
+    for _ in range(iters):
+        p = torch.softmax(g * a[:, None], -1)
+        grad = (g * (p - onehot)).mean(1) + 2 * ridge * a
+        gp = g * p
+        hess = torch.diag_embed((g * gp).mean(1)) - gp.transpose(1, 2) @ gp / N + 2 * ridge * eye
+        step = torch.linalg.solve(hess + damping * eye, grad.unsqueeze(-1)).squeeze(-1)
+        trial = a - step
+        new = loss_of(trial)
+        better = new < loss
+        a = torch.where(better[:, None], trial, a)
+        loss = torch.where(better, new, loss)
+        damping = torch.where(better[:, None, None], damping / 4, damping * 4).clamp(1e-9, 1e9)
+    return torch.where(rms > 0, a / rms.clamp_min(1e-300), torch.zeros_like(a))
+
+
+def refine_for_accuracy(f: torch.Tensor, y: torch.Tensor, a: torch.Tensor, sweeps: int = 4) -> torch.Tensor:
+    """Coordinate ascent on training accuracy over per-class scales, from a; f [K, N, C].
+
+    For class j with the other scales fixed, sample n is predicted j exactly when
+    a_j * f_nj > m_n (m_n the best other logit), so accuracy is a step function of a_j with
+    steps at m_n / f_nj; an exact search over the steps finds its maximum, and among equal
+    maxima the value nearest the current scale is kept.
+    """
+    f = f.double()
+    K, N, C = f.shape
+    a = a.clone()
+    rows = torch.arange(K, device=f.device)[:, None]
+    for _ in range(sweeps):
+        for j in range(C):
+            z = f * a[:, None]
+            others = z.clone()
+            others[..., j] = float("-inf")
+            m, o = others.max(-1)  # best other class per sample
+            fj = f[..., j]
+            gain = (y == j).double() - (o == y).double()  # what winning sample n changes
+            pos, neg = fj > 0, fj < 0
+            tau = torch.where(fj != 0, m / torch.where(fj != 0, fj, torch.ones_like(fj)), torch.zeros_like(fj))
+            tau = torch.where(pos | neg, tau, torch.full_like(tau, float("inf")))
+            step = torch.where(pos, gain, torch.where(neg, -gain, torch.zeros_like(gain)))
+            order = tau.argsort(-1)
+            ts, steps = tau[rows, order], step[rows, order]
+            start = (gain * neg).sum(-1, keepdim=True)  # samples won below every threshold
+            value = torch.cat([start, start + steps.cumsum(-1)], -1)  # accuracy gain on each interval
+            lo = torch.cat([torch.full_like(ts[:, :1], float("-inf")), ts], -1)
+            hi = torch.cat([ts, torch.full_like(ts[:, :1], float("inf"))], -1)
+            finite_lo, finite_hi = torch.isfinite(lo), torch.isfinite(hi)
+            mid = torch.where(finite_lo & finite_hi, (lo + hi) / 2,
+                              torch.where(finite_lo, lo.abs() + lo + 1, torch.where(finite_hi, hi - hi.abs() - 1, a[:, j:j + 1])))
+            valid = (hi > lo) & ~torch.isnan(mid)
+            value = torch.where(valid, value, torch.full_like(value, float("-inf")))
+            cur = a[:, j:j + 1]
+            inside = (lo < cur) & (cur < hi)
+            candidate = torch.where(inside, cur.expand_as(mid), mid)  # keep a_j when its interval wins
+            best = value.max(-1, keepdim=True).values
+            dist = torch.where(value == best, (candidate - cur).abs(), torch.full_like(mid, float("inf")))
+            a[:, j] = candidate[rows[:, 0], dist.argmin(-1)]
+    return a
+
+
+def score_outputs(task: Task, f_train, y_train, f_test, y_test) -> torch.Tensor:
+    """The task metric on the test split after the readout fitted on the training split; [K]."""
+    if task.kind == "classification":
+        a = refine_for_accuracy(f_train, y_train, fit_logit_scale(f_train, y_train))
+        return (f_test.double() * a[:, None]).argmax(-1).eq(y_test).double().mean(1)
+    s = fit_regression_scale(f_train, y_train)
+    return (f_test.double() * s[:, None] - y_test.double()).pow(2).mean(dim=(1, 2))
+
+
+def _outputs(x: torch.Tensor, weights, biases) -> torch.Tensor:
+    """Forward in chunks over K so that activations stay within _EVAL_BYTES."""
+    K, N = x.shape[0], x.shape[1]
+    width = max(w.shape[1] for w in weights)
+    step = max(1, _EVAL_BYTES // max(1, N * width * 4))
+    outs = []
+    with torch.no_grad():
+        for s in range(0, K, step):
+            outs.append(stacked_forward(x[s:s + step], [w[s:s + step] for w in weights], [b[s:s + step] for b in biases]))
+    return torch.cat(outs)
+
+
+def metric_of(task: Task, weights, biases, x_tr, y_tr, x_te, y_te) -> torch.Tensor:
+    return score_outputs(task, _outputs(x_tr, weights, biases), y_tr, _outputs(x_te, weights, biases), y_te)
+
+
+# --- structure of a mask --------------------------------------------------------------------
+
+
+def reachable(wmasks: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Neurons on some kept path from an input (forward) and to an output (backward).
+
+    wmasks: per layer bool [K, out, in]. Returns per layer of neurons (input first) [K, size].
+    """
+    K = wmasks[0].shape[0]
+    fwd = [torch.ones(K, wmasks[0].shape[2], dtype=torch.bool, device=wmasks[0].device)]
+    for m in wmasks:
+        fwd.append((m.float() @ fwd[-1].float().unsqueeze(-1)).squeeze(-1) > 0)
+    bwd = [torch.ones(K, wmasks[-1].shape[1], dtype=torch.bool, device=wmasks[0].device)]
+    for m in reversed(wmasks):
+        bwd.insert(0, (bwd[0].float().unsqueeze(1) @ m.float()).squeeze(1) > 0)
+    return fwd, bwd
+
+
+def structure(wmasks: list[torch.Tensor]) -> dict:
+    """Density, effective density (weights on an input-to-output path) and collapsed layers; per K."""
+    fwd, bwd = reachable(wmasks)
+    total = sum(m[0].numel() for m in wmasks)
+    kept = sum(m.flatten(1).sum(1) for m in wmasks)
+    effective = sum((m & bwd[l + 1].unsqueeze(-1) & fwd[l].unsqueeze(1)).flatten(1).sum(1)
+                    for l, m in enumerate(wmasks))
+    per_layer = torch.stack([m.flatten(1).sum(1) for m in wmasks], 1)  # [K, L]
+    return {"density": (kept.double() / total).tolist(),
+            "effective_density": (effective.double() / total).tolist(),
+            "collapsed_layers": [[l for l in range(per_layer.shape[1]) if row[l] == 0] for row in per_layer.tolist()]}
+
+
+def overlap(wmasks: list[torch.Tensor], tickets: list[torch.Tensor], neuron_maps: list[list[torch.Tensor]]) -> dict:
+    """Recall, precision, F1, per-layer recall and neuron recall of masks against tickets; per K.
+
+    Args:
+        wmasks, tickets: per layer bool [K, out, in].
+        neuron_maps: per K, per hidden layer, the host indices of the ticket's neurons.
+    """
+    hit_l = torch.stack([(m & t).flatten(1).sum(1) for m, t in zip(wmasks, tickets)], 1).double()
+    tic_l = torch.stack([t.flatten(1).sum(1) for t in tickets], 1).double()
+    kept = sum(m.flatten(1).sum(1) for m in wmasks).double()
+    hit, tic = hit_l.sum(1), tic_l.sum(1)
+    recall = hit / tic
+    precision = torch.where(kept > 0, hit / kept.clamp_min(1), torch.zeros_like(kept))
+    f1 = torch.where(hit > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-300), torch.zeros_like(hit))
+    layer_recall = torch.where(tic_l > 0, hit_l / tic_l.clamp_min(1), torch.full_like(tic_l, float("nan")))
+    # A hidden ticket neuron counts as found if the mask keeps any weight into or out of it.
+    neuron = []
+    for k in range(wmasks[0].shape[0]):
+        found = total = 0
+        for l, idx in enumerate(neuron_maps[k]):
+            touched = wmasks[l][k].any(1) | wmasks[l + 1][k].any(0)
+            found += int(touched[idx].sum())
+            total += idx.numel()
+        neuron.append(found / total if total else float("nan"))
+    return {"recall": recall.tolist(), "precision": precision.tolist(), "f1": f1.tolist(),
+            "layer_recall": layer_recall.tolist(), "neuron_recall": neuron}
+
+
+# --- judging a batch ------------------------------------------------------------------------
+
+
+def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset], entries: list[Entry],
+          protocol: Protocol, device: torch.device | str = "cpu", train: bool = True) -> list[dict]:
+    """Score every entry; one stacked evaluation and one lockstep training for all of them.
+
+    Returns one dict per entry with strong, weak (None when train=False), density,
+    bias_density, effective_density, collapsed_layers, recall, precision, f1, layer_recall,
+    neuron_recall and judge_seconds (the batch's wall time shared out per entry).
+    """
+    start = time.perf_counter()
+    device = torch.device(device)
+    if not entries:
+        return []
+    depth = len(entries[0].weights)
+    seeds = sorted({e.seed for e in entries})
+    nets = {s: nets[s].to(device) for s in seeds}
+    pos = {s: i for i, s in enumerate(seeds)}
+    which = torch.tensor([pos[e.seed] for e in entries], device=device)
+    stack = lambda ts: torch.stack(ts).to(device)[which]  # noqa: E731  per seed -> per entry
+
+    W = [stack([nets[s].weights[l] for s in seeds]) for l in range(depth)]
+    B = [stack([nets[s].biases[l] for s in seeds]) for l in range(depth)]
+    T = [stack([nets[s].ticket_weights[l] for s in seeds]) for l in range(depth)]
+    M = [torch.stack([e.weights[l] for e in entries]).to(device) for l in range(depth)]
+    MB = [torch.stack([e.biases[l] if e.biases is not None else torch.ones(W[l].shape[1], dtype=torch.bool)
+                       for e in entries]).to(device) for l in range(depth)]
+    ds = {s: data[s].to(device) for s in seeds}
+    x_tr, y_tr = stack([ds[s].x_train for s in seeds]), stack([ds[s].y_train for s in seeds])
+    x_te, y_te = stack([ds[s].x_test for s in seeds]), stack([ds[s].y_test for s in seeds])
+
+    masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
+    strong = metric_of(task, masked(W, M), masked(B, MB), x_tr, y_tr, x_te, y_te)
+    weak = [None] * len(entries)
+    if train:
+        gens = [torch.Generator().manual_seed(int(e.batch_seed)) for e in entries]
+        Wt, Bt = train_stacked(W, B, M, MB, x_tr, y_tr, task.kind, protocol, gens)
+        weak = metric_of(task, masked(Wt, M), masked(Bt, MB), x_tr, y_tr, x_te, y_te).tolist()
+
+    result = structure(M)
+    result.update(overlap(M, T, [nets[e.seed].neuron_map for e in entries]))
+    n_bias = sum(b.shape[1] for b in MB)
+    result["bias_density"] = (sum(b.sum(1) for b in MB).double() / n_bias).tolist()
+    result["strong"] = strong.tolist()
+    result["weak"] = weak
+    seconds = (time.perf_counter() - start) / len(entries)
+    keys = list(result)
+    return [{**{k: result[k][i] for k in keys}, "judge_seconds": seconds} for i in range(len(entries))]

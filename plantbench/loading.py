@@ -1,0 +1,137 @@
+"""Find a pruner: by file path, FILE.py:ClassName, or a registered baseline's name, with a pre-flight check."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PrunerError, UsageError
+from .pruner import MultiShot, Pruner, ScorePruner
+from .registry import Registry
+
+_ABSTRACT = (Pruner, ScorePruner, MultiShot)
+
+
+def pruner_classes(module) -> list[type[Pruner]]:
+    """The concrete Pruner subclasses defined in a module (not merely imported into it)."""
+    found = []
+    for obj in vars(module).values():
+        if (inspect.isclass(obj) and issubclass(obj, Pruner) and obj not in _ABSTRACT
+                and obj.__module__ == module.__name__ and not inspect.isabstract(obj)):
+            found.append(obj)
+    return found
+
+
+def _register_baselines(module) -> None:
+    """Registers the pruners a baselines/ module defines, under their `name`."""
+    for cls in pruner_classes(module):
+        if not cls.name:
+            raise PrunerError(f"{module.__name__}.{cls.__name__} has no `name`")
+        BASELINES.register(cls.name, cls)
+
+
+BASELINES: Registry[type[Pruner]] = Registry("baseline", "plantbench.baselines", on_import=_register_baselines)
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """A loadable reference to a pruner class; small and picklable, so workers can load it too."""
+
+    ref: str  # as given on the command line
+    path: str | None  # the file, for user files
+    class_name: str
+    name: str
+    source_sha256: str
+
+    def load(self) -> type[Pruner]:
+        if self.path is None:
+            return BASELINES.get(self.name)
+        module = _import_file(Path(self.path))
+        cls = getattr(module, self.class_name, None)
+        if cls is None:
+            raise PrunerError(f"{self.path} no longer defines {self.class_name}")
+        return cls
+
+
+def _import_file(path: Path):
+    module_name = "plantbench_user_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PrunerError(f"{path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        sys.modules.pop(module_name, None)
+        raise PrunerError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # the user's import-time failure, reported in one line
+        sys.modules.pop(module_name, None)
+        raise PrunerError(f"{path} failed to import: {type(e).__name__}: {e}") from None
+    return module
+
+
+def resolve(ref: str) -> PrunerSpec:
+    """Resolve --pruner: a baseline name, a .py path, or PATH.py:ClassName. Fails before any compute."""
+    path_part, _, class_part = ref.partition(":") if ref.count(":") == 1 and ".py:" in ref else (ref, "", "")
+    if not path_part.endswith(".py") and not Path(path_part).exists():
+        cls = BASELINES.get(ref)
+        return PrunerSpec(ref, None, cls.__name__, cls.name, _sha256_of(inspect.getsourcefile(cls)))
+    path = Path(path_part)
+    if not path.is_file():
+        raise UsageError(f"--pruner: no such file {path_part}")
+    module = _import_file(path)
+    classes = pruner_classes(module)
+    if class_part:
+        chosen = [c for c in classes if c.__name__ == class_part]
+        if not chosen:
+            names = ", ".join(c.__name__ for c in classes) or "none"
+            raise PrunerError(f"{path} defines no Pruner subclass {class_part!r} (found: {names})")
+        cls = chosen[0]
+    elif not classes:
+        raise PrunerError(f"{path} defines no Pruner subclass (subclass plantbench.Pruner and implement prune)")
+    elif len(classes) > 1:
+        names = ", ".join(c.__name__ for c in classes)
+        raise PrunerError(f"{path} defines {len(classes)} Pruner subclasses ({names}); pick one with {path}:ClassName")
+    else:
+        cls = classes[0]
+    if not cls.name:
+        raise PrunerError(f"{path}:{cls.__name__} has no `name` (set name = \"my-pruner\" on the class)")
+    return PrunerSpec(ref, str(path.resolve()), cls.__name__, cls.name, _sha256_of(str(path)))
+
+
+def _sha256_of(path: str | None) -> str:
+    if not path:
+        return ""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def parse_arg(text: str) -> tuple[str, object]:
+    """key=value with the value read as int, float, bool or str; never evaluated."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise UsageError(f"--pruner-arg {text!r}: expected key=value with a Python identifier as key")
+    raw = raw.strip()
+    low = raw.lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    for conv in (int, float):
+        try:
+            return key, conv(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
+def instantiate(cls: type[Pruner], args: dict) -> Pruner:
+    """Build the pruner, turning a bad keyword into a one-line error."""
+    try:
+        inspect.signature(cls).bind(**args)
+    except TypeError as e:
+        raise PrunerError(f"--pruner-arg does not fit {cls.__name__}: {e}") from None
+    return cls(**args)

@@ -1,0 +1,164 @@
+"""Masks: which weights (and optionally biases) a pruner keeps, with top-k and boundary checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import torch
+
+from .errors import MaskError
+
+
+def budget(density: float, n_weights: int) -> int:
+    """The number of weights a density allows: round(density x weights)."""
+    return int(round(float(density) * n_weights))
+
+
+def check_scores(scores: Mapping[str, torch.Tensor]) -> None:
+    """Refuse NaN or infinite scores, naming the tensor that holds them."""
+    for name, s in scores.items():
+        if not torch.is_tensor(s):
+            raise MaskError(f"scores[{name!r}] is a {type(s).__name__}, expected a tensor")
+        if s.is_floating_point() or s.is_complex():
+            bad = ~torch.isfinite(s)
+            if bad.any():
+                kind = "NaN" if torch.isnan(s).any() else "inf"
+                raise MaskError(f"scores[{name!r}] contain {kind} ({int(bad.sum())} of {s.numel()} entries)")
+
+
+class Mask(Mapping[str, torch.Tensor]):
+    """A mapping from parameter name to a bool tensor of that parameter's shape.
+
+    Weight entries are required for every prunable weight; bias entries are optional
+    and default to all kept.
+    """
+
+    def __init__(self, entries: Mapping[str, torch.Tensor]):
+        if not isinstance(entries, Mapping):
+            raise MaskError(f"a Mask is built from a dict of tensors, got {type(entries).__name__}")
+        self._entries = dict(entries)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        kept = sum(int(v.sum()) for v in self._entries.values())
+        total = sum(v.numel() for v in self._entries.values())
+        return f"Mask({len(self)} tensors, {kept}/{total} kept)"
+
+    @classmethod
+    def ones(cls, model) -> Mask:
+        """Every prunable weight kept."""
+        return cls({n: torch.ones_like(p, dtype=torch.bool) for n, p in model.prunable()})
+
+    @classmethod
+    def top_k(cls, scores: Mapping[str, torch.Tensor], density: float, scope: str = "global",
+              within: Mapping[str, torch.Tensor] | None = None) -> Mask:
+        """Keep exactly round(density x entries) of the highest scores.
+
+        Ties go to the entry that comes first (tensors in the given order, then flat index),
+        so the result never depends on sort instability.
+
+        Args:
+            scores: name -> score tensor; every entry given is ranked and counts toward the total.
+            density: the fraction of entries to keep, in [0, 1].
+            scope: "global" ranks all tensors together; "layer" keeps the density in every
+                tensor, sharing out the rounding so the total is still exact.
+            within: only entries kept here may be kept again (for iterative pruning).
+        """
+        if scope not in ("global", "layer"):
+            raise MaskError(f"scope must be 'global' or 'layer', got {scope!r}")
+        if not 0.0 <= float(density) <= 1.0:
+            raise MaskError(f"density must lie in [0, 1], got {density}")
+        check_scores(scores)
+        names = list(scores)
+        if not names:
+            raise MaskError("top_k needs at least one score tensor")
+        flat = [scores[n].detach().reshape(-1).to(torch.float64) for n in names]
+        eligible = [torch.ones_like(f, dtype=torch.bool) if within is None
+                    else within[n].reshape(-1).to(device=f.device, dtype=torch.bool) for n, f in zip(names, flat)]
+        sizes = [f.numel() for f in flat]
+        total = sum(sizes)
+        k = budget(density, total)
+        if scope == "global":
+            keep = _top_k_flat(torch.cat(flat), torch.cat(eligible), k).split(sizes)
+        else:
+            ks = _share(k, sizes)
+            keep = [_top_k_flat(f, e, kk) for f, e, kk in zip(flat, eligible, ks)]
+        return cls({n: m.reshape(scores[n].shape) for n, m in zip(names, keep)})
+
+    def weights_kept(self, names) -> int:
+        return int(sum(int(self._entries[n].sum()) for n in names))
+
+
+def _top_k_flat(scores: torch.Tensor, eligible: torch.Tensor, k: int) -> torch.Tensor:
+    k = min(k, int(eligible.sum()))
+    ranked = torch.where(eligible, scores, torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device))
+    order = torch.sort(ranked, descending=True, stable=True).indices
+    keep = torch.zeros_like(eligible)
+    keep[order[:k]] = True
+    return keep
+
+
+def _share(k: int, sizes: list[int]) -> list[int]:
+    """Split k over tensors in proportion to their sizes, largest remainders first."""
+    total = sum(sizes)
+    exact = [k * s / total for s in sizes]
+    ks = [int(e) for e in exact]
+    for i in sorted(range(len(sizes)), key=lambda i: (ks[i] - exact[i], i))[: k - sum(ks)]:
+        ks[i] += 1
+    return ks
+
+
+def validate_mask(mask, shapes: Mapping[str, tuple[int, ...]], bias_shapes: Mapping[str, tuple[int, ...]],
+                  density: float) -> dict[str, torch.Tensor]:
+    """Check a pruner's mask at the boundary and return it as plain bool tensors on the CPU.
+
+    Args:
+        shapes: the prunable weights, name -> shape; all are required.
+        bias_shapes: the biases, name -> shape; optional, missing ones are kept.
+        density: the budget; keeping fewer weights is allowed, more is not.
+    Raises:
+        MaskError naming the wrong key, shape, dtype, values or count.
+    """
+    if mask is None:
+        raise MaskError("prune() returned None, expected a Mask")
+    if not isinstance(mask, Mapping):
+        raise MaskError(f"prune() returned a {type(mask).__name__}, expected a Mask")
+    for key in mask:
+        if key not in shapes and key not in bias_shapes:
+            raise MaskError(f"mask has unknown key {key!r}; expected {', '.join(shapes)} and optionally the biases")
+    for key in shapes:
+        if key not in mask:
+            raise MaskError(f"mask is missing key {key!r}")
+    out = {}
+    for key, value in mask.items():
+        want = tuple(shapes.get(key, bias_shapes.get(key)))
+        if not torch.is_tensor(value):
+            raise MaskError(f"mask[{key!r}] is a {type(value).__name__}, expected a bool tensor")
+        if tuple(value.shape) != want:
+            raise MaskError(f"mask[{key!r}] has shape {tuple(value.shape)}, expected {want}")
+        if value.dtype != torch.bool:
+            if value.is_complex() or not (value.is_floating_point() or value.dtype in _INT_DTYPES):
+                raise MaskError(f"mask[{key!r}] has dtype {value.dtype}, expected torch.bool")
+            bad = (value != 0) & (value != 1)
+            if bad.any():
+                sample = value[bad].reshape(-1)[0].item()
+                raise MaskError(f"mask[{key!r}] has dtype {value.dtype} with values other than 0 and 1 (e.g. {sample})")
+            value = value != 0
+        out[key] = value.detach().to("cpu")
+    n_weights = sum(int(torch.Size(s).numel()) for s in shapes.values())
+    kept = sum(int(out[k].sum()) for k in shapes)
+    allowed = budget(density, n_weights)
+    if kept > allowed:
+        raise MaskError(f"mask keeps {kept} weights but the budget is {allowed} (density {density:g} of {n_weights})")
+    return out
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

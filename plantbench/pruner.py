@@ -1,0 +1,160 @@
+"""The Pruner contract: what a user implements, and the PruneProblem it is handed."""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from .mask import Mask
+from .network import HostMLP
+from .train import Protocol, task_loss, train_stacked
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """The public facts about a task: all a pruner may know."""
+
+    name: str
+    version: int
+    kind: str
+    n_in: int
+    n_out: int
+    metric: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class PruneProblem:
+    """Everything a pruner gets: its own copy of the host, the training split and a budget.
+
+    It holds no reference to the planted ticket, the test split or the planting seed.
+
+    Attributes:
+        model: the host at its planted initialisation (a HostMLP the pruner may change).
+        x, y: the training inputs and targets, on `device`.
+        density: the fraction of weights to keep.
+        task: public facts about the task (TaskInfo).
+        generator: a seeded CPU torch.Generator for the pruner's own randomness.
+        device: where the model and data live.
+        protocol: the training protocol `train` uses.
+        epochs_used: epochs spent in `train` so far (reported as the pruner's cost).
+    """
+
+    def __init__(self, model: HostMLP, x: torch.Tensor, y: torch.Tensor, density: float,
+                 task: TaskInfo, generator: torch.Generator, device: torch.device | str,
+                 protocol: Protocol):
+        self.model = model
+        self.x = x
+        self.y = y
+        self.density = float(density)
+        self.task = task
+        self.generator = generator
+        self.device = torch.device(device)
+        self.protocol = protocol
+        self.epochs_used = 0
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The task's training loss: cross-entropy for classification, MSE for regression."""
+        return task_loss(self.task.kind, output, target)
+
+    def batches(self, batch_size: int, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over the training split in batches, shuffled with `generator`."""
+        n = self.x.shape[0]
+        order = torch.randperm(n, generator=self.generator) if shuffle else torch.arange(n)
+        order = order.to(self.x.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield self.x[idx], self.y[idx]
+
+    def train(self, mask: Mapping[str, torch.Tensor], epochs: int) -> None:
+        """Train `model` in place under `mask` with the standard protocol (Adam, fresh state).
+
+        Pruned weights get no gradient and keep their values; biases without a mask entry train.
+        """
+        layers = list(self.model.layers)
+        ones = lambda p: torch.ones_like(p, dtype=torch.bool)  # noqa: E731
+        wm = [mask[f"layers.{l}.weight"].to(self.device)[None] for l in range(len(layers))]
+        bm = [mask.get(f"layers.{l}.bias", ones(lin.bias)).to(self.device)[None] for l, lin in enumerate(layers)]
+        ws, bs = train_stacked([lin.weight[None] for lin in layers], [lin.bias[None] for lin in layers], wm, bm,
+                               self.x[None], self.y[None], self.task.kind, self.protocol,
+                               [self.generator], epochs=epochs)
+        with torch.no_grad():
+            for lin, w, b in zip(layers, ws, bs):
+                lin.weight.copy_(w[0])
+                lin.bias.copy_(b[0])
+        self.epochs_used += int(epochs)
+
+
+class Pruner(ABC):
+    """Subclass this in one file and implement `prune`.
+
+    `name` is the leaderboard name. Keyword arguments of __init__ can be set from the
+    command line with --pruner-arg key=value and are recorded with every result.
+    """
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def prune(self, problem: PruneProblem) -> Mask:
+        """Return a Mask keeping at most round(problem.density x weights) weights."""
+
+
+class ScorePruner(Pruner):
+    """A pruner that scores weights; the base keeps the top-k.
+
+    With `rounds` > 1 it prunes iteratively on the exponential schedule density^(r/rounds),
+    re-scoring the surviving weights each round (scores of pruned weights are ignored).
+    Subclasses implement `score(problem, mask)`, where `mask` is the current Mask, and may
+    set `scope` to "layer" for per-layer budgets.
+    """
+
+    scope: ClassVar[str] = "global"
+
+    def __init__(self, rounds: int = 1):
+        if int(rounds) < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        self.rounds = int(rounds)
+
+    @abstractmethod
+    def score(self, problem: PruneProblem, mask: Mask) -> dict[str, torch.Tensor]:
+        """Scores for every prunable weight; higher means keep."""
+
+    def prune(self, problem: PruneProblem) -> Mask:
+        mask = Mask.ones(problem.model)
+        for r in range(1, self.rounds + 1):
+            density = problem.density ** (r / self.rounds)
+            mask = Mask.top_k(self.score(problem, mask), density, scope=self.scope, within=mask)
+        return mask
+
+
+class MultiShot(Pruner):
+    """Iterative pruning with rewinding around any score pruner (IMP when the scores are magnitudes).
+
+    Each of `rounds` rounds trains the model for `epochs` epochs under the current mask, scores,
+    prunes to density^(r/rounds) among the survivors and resets the weights to the planted
+    initialisation; `problem.train` starts a fresh optimiser every round.
+    """
+
+    def __init__(self, inner: ScorePruner, rounds: int = 10, epochs: int = 5):
+        if int(rounds) < 1 or int(epochs) < 0:
+            raise ValueError(f"need rounds >= 1 and epochs >= 0, got rounds={rounds}, epochs={epochs}")
+        self.inner = inner
+        self.rounds = int(rounds)
+        self.epochs = int(epochs)
+
+    def prune(self, problem: PruneProblem) -> Mask:
+        initial = copy.deepcopy(problem.model.state_dict())
+        mask = Mask.ones(problem.model)
+        for r in range(1, self.rounds + 1):
+            problem.train(mask, self.epochs)
+            scores = self.inner.score(problem, mask)
+            mask = Mask.top_k(scores, problem.density ** (r / self.rounds), scope=self.inner.scope, within=mask)
+            problem.model.load_state_dict(initial)
+        return mask

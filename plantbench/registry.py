@@ -1,0 +1,79 @@
+"""A typed registry of named components (tasks, baselines, suites) with lazy discovery."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from .errors import RegistryError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to objects of one kind.
+
+    Duplicate names are rejected, an unknown name gets a "did you mean" hint, and
+    the modules that register entries are imported only on the first lookup.
+
+    Args:
+        kind: what the entries are, used in messages ("task", "baseline", ...).
+        package: a package whose modules are imported on first use; each module
+            registers its own entries, so a new module plugs in with no edit elsewhere.
+        on_import: called with each imported module, for entries found rather than
+            registered (baselines are plain user-style files).
+    """
+
+    def __init__(self, kind: str, package: str | None = None, on_import: Callable | None = None):
+        self.kind = kind
+        self._package = package
+        self._on_import = on_import
+        self._entries: dict[str, T] = {}
+        self._discovered = package is None
+
+    def register(self, name: str, obj: T) -> T:
+        if name in self._entries and self._entries[name] is not obj:
+            raise RegistryError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = obj
+        return obj
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        def wrap(obj: T) -> T:
+            return self.register(name, obj)
+
+        return wrap
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        pkg = importlib.import_module(self._package)
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                module = importlib.import_module(f"{self._package}.{info.name}")
+                if self._on_import is not None:
+                    self._on_import(module)
+
+    def get(self, name: str) -> T:
+        self._discover()
+        try:
+            return self._entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._entries), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise RegistryError(f"unknown {self.kind} {name!r}{hint} (known: {known})") from None
+
+    def names(self) -> list[str]:
+        self._discover()
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        self._discover()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
