@@ -15,7 +15,7 @@ import torch
 from .mask import validate_mask
 from .network import HostMLP, bias_name, weight_name
 from .plant import plant_task
-from .pruner import Pruner, PruneProblem, TaskInfo
+from .pruner import PruneProblem, Pruner, TaskInfo
 from .seeding import generator
 from .task import Task
 from .train import Protocol

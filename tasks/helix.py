@@ -28,8 +28,8 @@ class Helix(Task):
     description = "(t cos t, t sin t, t) / 8pi with t = 5pi + 3pi x, plus N(0, 0.01^2)"
 
     def function(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.double()[:, 0]
-        return torch.stack([torch.as_tensor(c) for c in helix(x)], dim=1)
+        x = x.double()[:, 0].cpu().numpy()
+        return torch.from_numpy(np.stack(helix(x), axis=1))
 
     def _noisy(self, x, g):
         y = self.function(x)

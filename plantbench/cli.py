@@ -1,0 +1,225 @@
+"""The command line: a thin click layer over the Python API; every PlantbenchError becomes one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ._version import __version__
+from .errors import PlantbenchError, UsageError
+
+DEVICES = click.Choice(["auto", "cpu", "cuda"])
+
+
+class _Group(click.Group):
+    """Turns click's usage errors and every PlantbenchError into one line and an exit code."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra["standalone_mode"] = False
+        try:
+            rv = super().main(args=args, prog_name=prog_name, **extra)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            if type(e).__name__.startswith("NoArgsIsHelp"):  # a bare group: show its help
+                click.echo(e.ctx.get_help() if getattr(e, "ctx", None) else e.format_message())
+                sys.exit(0)
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(2)
+        except PlantbenchError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished runs are saved and a rerun resumes", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="plantbench")
+def cli():
+    """plantbench: plant a known sparse ticket in a random network, then see which pruner finds it."""
+
+
+@cli.command("tasks")
+@click.option("--width", default=100, show_default=True, help="Host width for the ticket density column.")
+@click.option("--depth", default=4, show_default=True, help="Weight layers for the ticket columns.")
+def tasks_cmd(width, depth):
+    """List the registered tasks."""
+    from .suite import ticket_density
+    from .task import TASKS
+
+    rows = []
+    for name in TASKS.names():
+        t = TASKS.get(name)
+        d = max(depth, t.min_depth)
+        target = t.target(d)
+        rows.append([t.id, t.kind, f"{t.n_in}->{t.n_out}", str(t.min_width(d)), str(t.min_depth),
+                     str(target.n_weights), f"{ticket_density(name, d, [width] * (d - 1)):.4g}", t.description])
+    _table(["task", "kind", "in->out", "min width", "min depth", f"ticket weights (depth {depth})",
+            f"density (width {width})", "description"], rows)
+    click.echo("Depth counts weight layers (nn.Linear modules): the paper's depth 5 is depth 4 here.")
+
+
+@cli.command("baselines")
+def baselines_cmd():
+    """List the registered baseline pruners."""
+    import inspect
+
+    from .loading import BASELINES
+
+    rows = []
+    for name in BASELINES.names():
+        cls = BASELINES.get(name)
+        doc = (inspect.getmodule(cls).__doc__ or cls.__doc__ or "").strip().splitlines()
+        rows.append([name, f"{Path(inspect.getsourcefile(cls)).name}:{cls.__name__}", doc[0] if doc else ""])
+    _table(["name", "file", "description"], rows)
+
+
+@cli.command("suites")
+def suites_cmd():
+    """List the registered suites."""
+    from .suite import SUITES
+
+    rows = []
+    for name in SUITES.names():
+        s = SUITES.get(name)
+        rows.append([s.id, ",".join(s.tasks), str(s.depth), str(s.width), ",".join(f"{d:g}" for d in s.densities) + ",ticket",
+                     str(s.seeds), str(s.protocol.epochs), s.description])
+    _table(["suite", "tasks", "depth", "width", "densities", "seeds", "epochs", "description"], rows)
+
+
+def _task_and_shape(task_name: str, width: int, depth: int):
+    from .task import get_task
+
+    task = get_task(task_name)
+    if depth < task.min_depth or depth > task.max_depth:
+        raise UsageError(f"--depth {depth}: task {task.name!r} needs {task.min_depth}..{task.max_depth} weight layers")
+    need = task.min_width(depth)
+    if width < need:
+        raise UsageError(f"--width {width}: task {task.name!r} at depth {depth} needs a host at least {need} wide")
+    return task
+
+
+def _writable(path: str, flag: str) -> Path:
+    from .fileio import check_writable
+
+    try:
+        return check_writable(path)
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write there ({e.strerror or e})") from None
+
+
+@cli.command("plant")
+@click.option("--task", "task_name", required=True, help="Task name (see `plantbench tasks`).")
+@click.option("--width", default=100, show_default=True, type=click.IntRange(min=1), help="Hidden width of the host.")
+@click.option("--depth", default=4, show_default=True, type=int, help="Weight layers of the host.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for host and data.")
+@click.option("--device", default="auto", show_default=True, type=DEVICES)
+@click.option("--out", default="net.npz", show_default=True, help="Where to write the .npz.")
+def plant_cmd(task_name, width, depth, seed, device, out):
+    """Plant a task's ticket in a random host and write it, with its data, to an .npz."""
+    from .export import export_npz
+    from .plant import plant_task
+    from .runner import resolve_device
+
+    task = _task_and_shape(task_name, width, depth)
+    dev = resolve_device(device)
+    path = _writable(out, "--out")
+    net = plant_task(task, depth, width, seed, device=dev)
+    export_npz(net, task.dataset(seed), path)
+    scale = ", ".join(f"{c:.3g}" for c in net.output_scale.tolist())
+    click.echo(f"planted {task.id}: ticket of {net.ticket_size} weights (density {net.ticket_density:.4g}) "
+               f"in a {'-'.join(map(str, net.sizes))} host on {dev}; output scale c = [{scale}]")
+    click.echo(f"wrote {path}")
+
+
+@cli.command("show")
+@click.argument("task_name", metavar="TASK")
+@click.option("--width", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--depth", default=4, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--out", default=None, help="Image path (.png or .svg); default show-TASK.png.")
+def show_cmd(task_name, width, depth, seed, out):
+    """Draw a task's data, its planted ticket's function and the ticket as a graph."""
+    from .show import render
+
+    task = _task_and_shape(task_name, width, depth)
+    path = _writable(out or f"show-{task.name}.png", "--out")
+    click.echo(f"wrote {render(task, depth, width, seed, path)}")
+
+
+def _parse_args(items) -> dict:
+    from .loading import parse_arg
+
+    return dict(parse_arg(i) for i in items)
+
+
+@cli.command("run")
+@click.option("--pruner", required=True, help="A baseline name, FILE.py, or FILE.py:ClassName.")
+@click.option("--pruner-arg", "pruner_args", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument for the pruner (repeatable); recorded with the results.")
+@click.option("--suite", default="paper", show_default=True, help="Suite name (see `plantbench suites`).")
+@click.option("--task", "tasks", multiple=True, help="Run only these tasks (repeatable).")
+@click.option("--density", "densities", multiple=True, type=click.FloatRange(min=0, max=1, min_open=True),
+              help="Run only these densities (repeatable); the ticket's density is always added.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of seeds (0..N-1).")
+@click.option("--device", default="auto", show_default=True, type=DEVICES)
+@click.option("--out", default=None, help="Results folder [default: results/<pruner name>].")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPU cores].")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local"]),
+              help="Where groups of runs execute.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run_cmd(pruner, pruner_args, suite, tasks, densities, seeds, device, out, jobs, executor, quiet):
+    """Prune every planted network of a suite and judge the masks; resumes where it stopped."""
+    from tqdm import tqdm
+
+    from .report import summary_table
+    from .runner import sweep
+
+    if out is not None:
+        _writable(str(Path(out) / "runs.jsonl"), "--out")
+    bar = None
+
+    def on_plan(todo, skipped):
+        nonlocal bar
+        if skipped:
+            click.echo(f"resuming: {skipped} finished runs skipped, {todo} to do")
+        bar = tqdm(total=todo, unit="run", disable=quiet or todo == 0, file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done, stage):
+        bar.n = done
+        bar.set_postfix_str(stage, refresh=False)
+        bar.refresh()
+
+    jobs = jobs or os.cpu_count() or 1
+    result = sweep(pruner, _parse_args(pruner_args), suite, tasks or None, densities or None, seeds, device,
+                   out, jobs, progress, on_plan)
+    if bar is not None:
+        bar.close()
+    records = result.previous + result.records
+    if records:
+        click.echo(summary_table(records))
+    click.echo(f"results: {result.out / 'runs.jsonl'} ({len(result.records)} new, {result.skipped} skipped)")
+    if result.failed:
+        click.echo(f"{len(result.failed)} run(s) failed:", err=True)
+        for r in result.failed:
+            click.echo(f"  {r['task']} seed {r['seed']} density {r['density_target']:.4g}: {r['error']}", err=True)
+        sys.exit(1)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    click.echo(fmt.format(*header).rstrip())
+    for r in rows:
+        click.echo(fmt.format(*r).rstrip())
+
+
+def main(argv=None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="plantbench")

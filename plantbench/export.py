@@ -1,0 +1,33 @@
+"""Export a planted network and its data to a plain .npz that any framework reads without pickle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .fileio import atomic_savez
+from .plant import PlantedNetwork
+from .task import Dataset
+
+
+def export_npz(net: PlantedNetwork, data: Dataset, path: str | Path) -> Path:
+    """Write w0..wL ([out, in] float32), b0..bL, ticket_w*/ticket_b* (bool), the data splits,
+    output_scale (c per output: ticket output = c * target) and meta (a JSON string)."""
+    arrays: dict[str, np.ndarray] = {}
+    for l in range(net.depth):
+        arrays[f"w{l}"] = net.weights[l].detach().cpu().numpy().astype(np.float32)
+        arrays[f"b{l}"] = net.biases[l].detach().cpu().numpy().astype(np.float32)
+        arrays[f"ticket_w{l}"] = net.ticket_weights[l].cpu().numpy().astype(bool)
+        arrays[f"ticket_b{l}"] = net.ticket_biases[l].cpu().numpy().astype(bool)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        arrays[name] = getattr(data, name).cpu().numpy()
+    arrays["output_scale"] = net.output_scale.cpu().numpy().astype(np.float64)
+    meta = {"task": net.task, "depth": net.depth, "sizes": net.sizes, "widths": net.widths, "seed": net.seed,
+            "ticket_size": net.ticket_size, "ticket_density": net.ticket_density,
+            "depth_counts": "weight layers (nn.Linear modules)", "plantbench": __version__}
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    atomic_savez(path, arrays)
+    return Path(path)

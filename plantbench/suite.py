@@ -1,0 +1,70 @@
+"""Suites: everything that makes results comparable (tasks, host, density grid, seeds, protocol)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .registry import Registry
+from .task import get_task
+from .train import Protocol
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A versioned benchmark configuration; bump the version on any change to its fields.
+
+    Attributes:
+        depth: weight layers of every host (the paper's depth minus one).
+        width: hidden width of every host.
+        densities: the density grid; each task's ticket density is always added.
+        seeds: run seeds 0..seeds-1.
+    """
+
+    name: str
+    version: int
+    description: str
+    tasks: tuple[str, ...]
+    depth: int
+    width: int
+    densities: tuple[float, ...]
+    seeds: int
+    protocol: Protocol = field(default_factory=Protocol)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def widths(self) -> list[int]:
+        return [self.width] * (self.depth - 1)
+
+    def ticket_density(self, task_name: str) -> float:
+        return ticket_density(task_name, self.depth, self.widths)
+
+    def grid(self, task_name: str, densities: tuple[float, ...] | None = None) -> list[float]:
+        """The densities to run for one task, highest first, the ticket's own always included."""
+        chosen = set(densities if densities else self.densities)
+        chosen.add(self.ticket_density(task_name))
+        return sorted(chosen, reverse=True)
+
+
+def ticket_density(task_name: str, depth: int, widths: list[int]) -> float:
+    """The planted ticket's weight count over the host's, computed without planting."""
+    task = get_task(task_name)
+    target = task.target(depth)
+    sizes = [task.n_in, *widths, task.n_out]
+    return target.n_weights / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+SUITES: Registry[Suite] = Registry("suite")
+for _suite in (
+    Suite("paper", 1, "Plant 'n' Seek main protocol: depth 4 (the paper's 5), width 100, 5 seeds",
+          ("relu", "circle", "helix"), depth=4, width=100, densities=(0.5, 0.1, 0.05, 0.01), seeds=5),
+    Suite("quick", 1, "seconds: a smoke test of every task (width 32, depth 3, 2 seeds, 1 epoch)",
+          ("relu", "circle", "helix"), depth=3, width=32, densities=(0.1,), seeds=2, protocol=Protocol(epochs=1)),
+):
+    SUITES.register(_suite.name, _suite)
+
+
+def get_suite(name: str) -> Suite:
+    return SUITES.get(name)

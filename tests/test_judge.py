@@ -1,0 +1,108 @@
+"""The judge: readout fitted on the training split, overlap and structure metrics, batched training."""
+
+import pytest
+import torch
+
+from plantbench.judge import (
+    Entry,
+    fit_logit_scale,
+    fit_regression_scale,
+    judge,
+    overlap,
+    score_outputs,
+    structure,
+)
+from plantbench.plant import plant_task
+from plantbench.task import get_task
+from plantbench.train import Protocol
+
+B = torch.bool
+
+
+def test_overlap_on_hand_made_masks():
+    # Ticket: 3 weights in layer 0, 1 in layer 1; the mask finds 2 of them and keeps 2 others.
+    ticket = [torch.tensor([[1, 0], [1, 0], [0, 1]], dtype=B), torch.tensor([[0, 1, 0]], dtype=B)]
+    mask = [torch.tensor([[1, 1], [0, 0], [0, 1]], dtype=B), torch.tensor([[1, 1, 0]], dtype=B)]
+    neurons = [torch.tensor([0, 2])]  # hidden ticket neurons 0 and 2
+    r = overlap([m[None] for m in mask], [t[None] for t in ticket], [neurons])
+    assert r["recall"] == [pytest.approx(3 / 4)]
+    assert r["precision"] == [pytest.approx(3 / 5)]
+    assert r["f1"] == [pytest.approx(2 * 0.75 * 0.6 / 1.35)]
+    assert r["layer_recall"] == [[pytest.approx(2 / 3), pytest.approx(1.0)]]
+    assert r["neuron_recall"] == [1.0]  # neuron 0 keeps (0,0) and (0,1); neuron 2 keeps (2,1)
+    empty = [torch.zeros_like(m) for m in mask]
+    r = overlap([m[None] for m in empty], [t[None] for t in ticket], [neurons])
+    assert r["recall"] == [0.0] and r["precision"] == [0.0] and r["f1"] == [0.0] and r["neuron_recall"] == [0.0]
+
+
+def test_effective_density_drops_a_weight_cut_off_from_the_output():
+    # Hidden neuron 1 receives a kept weight, but nothing leaves it: that weight is dead.
+    mask = [torch.tensor([[1], [1]], dtype=B), torch.tensor([[1, 0]], dtype=B)]
+    s = structure([m[None] for m in mask])
+    assert s["density"] == [pytest.approx(3 / 4)]
+    assert s["effective_density"] == [pytest.approx(2 / 4)]
+    assert s["collapsed_layers"] == [[]]
+    collapsed = [torch.tensor([[1], [1]], dtype=B), torch.zeros(1, 2, dtype=B)]
+    s = structure([m[None] for m in collapsed])
+    assert s["effective_density"] == [0.0] and s["collapsed_layers"] == [[1]]
+
+
+def test_regression_readout_is_least_squares_per_output():
+    f = torch.tensor([[[1.0, 2.0], [2.0, 0.0], [0.0, 1.0]]])
+    y = torch.tensor([[[2.0, 1.0], [4.0, 5.0], [1.0, 3.0]]])
+    s = fit_regression_scale(f, y)
+    assert s[0].tolist() == pytest.approx([10 / 5, 5 / 5])
+    assert fit_regression_scale(torch.zeros(1, 3, 1), torch.ones(1, 3, 1)).tolist() == [[0.0]]
+
+
+def test_readout_is_fitted_on_the_training_split_only():
+    f_tr = torch.tensor([[[1.0], [2.0]]])
+    y_tr = torch.tensor([[[2.0], [4.0]]])  # scale 2 on train
+    f_te = torch.tensor([[[1.0]]])
+    mse_a = score_outputs(get_task("relu"), f_tr, y_tr, f_te, torch.tensor([[[2.0]]]))
+    mse_b = score_outputs(get_task("relu"), f_tr, y_tr, f_te, torch.tensor([[[3.0]]]))
+    assert mse_a.item() == 0.0 and mse_b.item() == pytest.approx(1.0)  # not refitted to test targets
+
+
+def test_logit_scales_minimise_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(1, 500, 3, generator=g, dtype=torch.float64)
+    true = torch.tensor([2.0, 0.5, 1.0], dtype=torch.float64)
+    y = torch.distributions.Categorical(logits=f[0] * true).sample()
+    a = fit_logit_scale(f, y[None])[0]
+    ce = lambda a: torch.nn.functional.cross_entropy(f[0] * a, y).item()  # noqa: E731
+    for d in torch.eye(3, dtype=torch.float64) * 0.05:
+        assert ce(a) <= ce(a + d) + 1e-9 and ce(a) <= ce(a - d) + 1e-9
+
+
+@pytest.mark.parametrize("name", ["circle", "relu", "helix"])
+def test_readout_recovers_the_ticket_quality_on_paper_hosts(name):
+    task = get_task(name)
+    nets = {s: plant_task(task, 4, 100, s) for s in (0, 1)}
+    data = {s: task.dataset(s) for s in (0, 1)}
+    entries = [Entry(s, nets[s].ticket_weights, nets[s].ticket_biases, 0) for s in (0, 1)]
+    res = judge(task, nets, data, entries, Protocol(), train=False)
+    for r in res:
+        if name == "circle":
+            assert r["strong"] >= 0.97
+        else:
+            assert r["strong"] <= {"relu": 1.25e-4, "helix": 4e-4}[name]
+        assert r["recall"] == 1.0 and r["precision"] == 1.0 and r["weak"] is None
+
+
+def test_batched_judging_matches_judging_each_run_alone():
+    task = get_task("circle")
+    nets = {s: plant_task(task, 3, 24, s) for s in (0, 1)}
+    data = {s: task.dataset(s) for s in (0, 1)}
+    g = torch.Generator().manual_seed(5)
+    entries = []
+    for i, s in enumerate((0, 1, 0)):
+        weights = [torch.rand(w.shape, generator=g) < 0.5 for w in nets[s].weights]
+        entries.append(Entry(s, weights, None, batch_seed=100 + i))
+    protocol = Protocol(epochs=1)
+    together = judge(task, nets, data, entries, protocol)
+    for entry, joint in zip(entries, together):
+        alone = judge(task, nets, data, [entry], protocol)[0]
+        assert alone["strong"] == pytest.approx(joint["strong"], abs=2e-3)
+        assert alone["weak"] == pytest.approx(joint["weak"], abs=2e-3)
+        assert alone["recall"] == joint["recall"] and alone["density"] == joint["density"]
