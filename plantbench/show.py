@@ -206,14 +206,26 @@ def _draw_ticket_function(ax, task: Task, data, ticket, fresh) -> None:
         ax.legend(loc="upper left", fontsize=8)
     else:
         # No native picture: the ticket against the noiseless target on fresh inputs.
-        x = fresh[0][:MAX_POINTS]
+        x = fresh[0]
         pred, truth = ticket(x), task.function(x)
         if task.kind == "classification":
-            pred = pred.argmax(1)
-        pred, truth = pred.numpy().reshape(len(x), -1), truth.numpy().reshape(len(x), -1)
-        ax.scatter(truth.ravel(), pred.ravel(), s=3, rasterized=True)
-        ax.set_xlabel("true function")
-        ax.set_ylabel("planted ticket")
+            k = task.n_out
+            counts = torch.bincount(truth * k + pred.argmax(1), minlength=k * k).reshape(k, k).numpy()
+            ax.imshow(counts, cmap="Greys")
+            for (i, j), v in np.ndenumerate(counts):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                        color="white" if v > counts.max() / 2 else "black")
+            ax.set_xticks(range(k))
+            ax.set_yticks(range(k))
+            ax.set_xlabel("class the planted ticket predicts")
+            ax.set_ylabel("true class")
+        else:
+            pred, truth = pred[:MAX_POINTS].numpy(), truth[:MAX_POINTS].numpy()
+            for j, name in enumerate(_output_names(task)):
+                ax.scatter(truth[:, j], pred[:, j], s=3, rasterized=True, label=name)
+            ax.set_xlabel("true function")
+            ax.set_ylabel("planted ticket")
+            ax.legend(fontsize=8, markerscale=3)
 
 
 def _square(ax, task: Task) -> None:
