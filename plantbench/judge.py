@@ -47,7 +47,7 @@ def fit_regression_scale(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(den))
 
 
-def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 40, ridge: float = 1e-6) -> torch.Tensor:
+def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 30, ridge: float = 1e-6, tol: float = 1e-7) -> torch.Tensor:
     """Per-class logit scales a minimising the cross-entropy of a * f; f [K, N, C], y [K, N] -> [K, C].
 
     The problem is convex in a; damped Newton on logits normalised to unit RMS per class,
@@ -64,11 +64,15 @@ def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 40, ridge: fl
 
     def loss_of(a):
         z = g * a[:, None]
-        return (torch.logsumexp(z, -1) - (z * onehot).sum(-1)).mean(1) + ridge * a.pow(2).sum(1)
+        zmax = z.amax(-1, keepdim=True)
+        lse = (z - zmax).exp_().sum(-1).log_() + zmax[..., 0]
+        return (lse - (z * onehot).sum(-1)).mean(1) + ridge * a.pow(2).sum(1)
 
     loss = loss_of(a)
     for _ in range(iters):
-        p = torch.softmax(g * a[:, None], -1)
+        z = g * a[:, None]
+        p = (z - z.amax(-1, keepdim=True)).exp_()
+        p /= p.sum(-1, keepdim=True)
         grad = (g * (p - onehot)).mean(1) + 2 * ridge * a
         gp = g * p
         hess = torch.diag_embed((g * gp).mean(1)) - gp.transpose(1, 2) @ gp / N + 2 * ridge * eye
@@ -77,8 +81,11 @@ def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 40, ridge: fl
         new = loss_of(trial)
         better = new < loss
         a = torch.where(better[:, None], trial, a)
+        gain = (loss - new).clamp_min(0)
         loss = torch.where(better, new, loss)
         damping = torch.where(better[:, None, None], damping / 4, damping * 4).clamp(1e-9, 1e9)
+        if bool((gain < tol).all()) and bool((damping < 1e-3).all()):
+            break  # converged everywhere: Newton steps no longer lower the loss
     return torch.where(rms > 0, a / rms.clamp_min(1e-300), torch.zeros_like(a))
 
 
@@ -95,6 +102,7 @@ def refine_for_accuracy(f: torch.Tensor, y: torch.Tensor, a: torch.Tensor, sweep
     a = a.clone()
     rows = torch.arange(K, device=f.device)[:, None]
     for _ in range(sweeps):
+        before = a.clone()
         for j in range(C):
             z = f * a[:, None]
             others = z.clone()
@@ -123,6 +131,8 @@ def refine_for_accuracy(f: torch.Tensor, y: torch.Tensor, a: torch.Tensor, sweep
             best = value.max(-1, keepdim=True).values
             dist = torch.where(value == best, (candidate - cur).abs(), torch.full_like(mid, float("inf")))
             a[:, j] = candidate[rows[:, 0], dist.argmin(-1)]
+        if torch.equal(a, before):
+            break  # a full sweep changed nothing: a coordinate-wise optimum
     return a
 
 

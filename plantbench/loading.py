@@ -17,10 +17,14 @@ _ABSTRACT = (Pruner, ScorePruner, MultiShot)
 
 
 def pruner_classes(module) -> list[type[Pruner]]:
-    """The concrete Pruner subclasses defined in a module (not merely imported into it)."""
+    """The public concrete Pruner subclasses defined in a module (not merely imported into it).
+
+    Classes whose name starts with an underscore are private helpers (an inner scorer for
+    MultiShot, say) and are skipped.
+    """
     found = []
-    for obj in vars(module).values():
-        if (inspect.isclass(obj) and issubclass(obj, Pruner) and obj not in _ABSTRACT
+    for name, obj in vars(module).items():
+        if (inspect.isclass(obj) and issubclass(obj, Pruner) and obj not in _ABSTRACT and not name.startswith("_")
                 and obj.__module__ == module.__name__ and not inspect.isabstract(obj)):
             found.append(obj)
     return found

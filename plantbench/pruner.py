@@ -85,10 +85,10 @@ class PruneProblem:
         ws, bs = train_stacked([lin.weight[None] for lin in layers], [lin.bias[None] for lin in layers], wm, bm,
                                self.x[None], self.y[None], self.task.kind, self.protocol,
                                [self.generator], epochs=epochs)
-        with torch.no_grad():
-            for lin, w, b in zip(layers, ws, bs):
-                lin.weight.copy_(w[0])
-                lin.bias.copy_(b[0])
+        with torch.no_grad():  # kept entries take the trained values; pruned ones keep theirs
+            for lin, w, b, mw, mb in zip(layers, ws, bs, wm, bm):
+                lin.weight.copy_(torch.where(mw[0].bool(), w[0], lin.weight))
+                lin.bias.copy_(torch.where(mb[0].bool(), b[0], lin.bias))
         self.epochs_used += int(epochs)
 
 

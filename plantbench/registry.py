@@ -33,6 +33,7 @@ class Registry(Generic[T]):
         self._on_import = on_import
         self._entries: dict[str, T] = {}
         self._discovered = package is None
+        self._broken: dict[str, str] = {}  # module -> why it failed to import
 
     def register(self, name: str, obj: T) -> T:
         if name in self._entries and self._entries[name] is not obj:
@@ -47,15 +48,21 @@ class Registry(Generic[T]):
         return wrap
 
     def _discover(self) -> None:
+        """Import every module of the package once. A module that fails is remembered and
+        named in lookup errors; it does not hide the entries of the others."""
         if self._discovered:
             return
-        self._discovered = True
         pkg = importlib.import_module(self._package)
         for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-            if not info.name.startswith("_"):
+            if info.name.startswith("_"):
+                continue
+            try:
                 module = importlib.import_module(f"{self._package}.{info.name}")
                 if self._on_import is not None:
                     self._on_import(module)
+            except Exception as e:  # a broken module is reported where it matters: at lookup
+                self._broken[info.name] = f"{type(e).__name__}: {e}"
+        self._discovered = True
 
     def get(self, name: str) -> T:
         self._discover()
@@ -65,7 +72,14 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(name, list(self._entries), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             known = ", ".join(sorted(self._entries)) or "none"
-            raise RegistryError(f"unknown {self.kind} {name!r}{hint} (known: {known})") from None
+            broken = "".join(f"; module {m} failed to import ({why})" for m, why in sorted(self._broken.items()))
+            raise RegistryError(f"unknown {self.kind} {name!r}{hint} (known: {known}){broken}") from None
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Modules that failed to import, with the reason."""
+        self._discover()
+        return dict(self._broken)
 
     def names(self) -> list[str]:
         self._discover()

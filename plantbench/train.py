@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.nn import functional as F
 
-from .network import stacked_forward
-
 
 @dataclass(frozen=True)
 class Protocol:
@@ -44,32 +42,77 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
                   generators: Sequence[torch.Generator], epochs: int | None = None) -> tuple[list, list]:
     """Train K masked networks in lockstep and return their trained weights and biases.
 
+    The forward and backward passes are written out by hand (batched matrix products, no
+    autograd) and one fused Adam updates the stacked tensors. Pruned entries start at zero and
+    their gradients are masked, so Adam never moves them: the same as masking every forward
+    pass, at a fraction of the cost.
+
     Args:
         weights, biases: per layer [K, out, in] and [K, out]; not modified.
-        wmasks, bmasks: per layer masks of the same shapes (bool or float).
+        wmasks, bmasks: per layer masks of the same shapes (bool or float 0/1).
         x: [K, N, in] training inputs per network; y: [K, N] labels or [K, N, d] values.
         generators: one CPU generator per network for its batch order.
         epochs: defaults to protocol.epochs.
     """
     epochs = protocol.epochs if epochs is None else epochs
     K, N = x.shape[0], x.shape[1]
-    ws = [w.detach().clone().requires_grad_(True) for w in weights]
-    bs = [b.detach().clone().requires_grad_(True) for b in biases]
-    wm = [m.to(w.dtype) for m, w in zip(wmasks, ws)]
-    bm = [m.to(b.dtype) for m, b in zip(bmasks, bs)]
+    wm = [m.to(w.dtype) for m, w in zip(wmasks, weights)]
+    bm = [m.to(b.dtype) for m, b in zip(bmasks, biases)]
+    params = [w.detach() * m for w, m in zip(weights, wm)] + [b.detach() * m for b, m in zip(biases, bm)]
+    masks = wm + bm
     if epochs <= 0 or N == 0:
-        return [w.detach() for w in ws], [b.detach() for b in bs]
-    opt = torch.optim.Adam(ws + bs, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+        return params[:len(weights)], params[len(weights):]
+    adam = _adam(params, protocol)
     rows = torch.arange(K, device=x.device)[:, None]
     B = protocol.batch_size
-    for _ in range(epochs):
-        order = torch.stack([torch.randperm(N, generator=g) for g in generators]).to(x.device)
-        for start in range(0, N, B):
-            idx = order[:, start:start + B]
-            xb, yb = x[rows, idx], y[rows, idx]
-            out = stacked_forward(xb, [w * m for w, m in zip(ws, wm)], [b * m for b, m in zip(bs, bm)])
-            loss = task_loss(kind, out, yb).sum()
-            opt.zero_grad(set_to_none=False)
-            loss.backward()
-            opt.step()
-    return [w.detach() for w in ws], [b.detach() for b in bs]
+    with torch.no_grad():
+        for _ in range(epochs):
+            order = torch.stack([torch.randperm(N, generator=g) for g in generators]).to(x.device)
+            for start in range(0, N, B):
+                idx = order[:, start:start + B]
+                grads = _gradients(params, x[rows, idx], y[rows, idx], kind)
+                for q, g, m in zip(params, grads, masks):
+                    q.grad = g.mul_(m)
+                adam.step()
+    params = [q.detach().requires_grad_(False) for q in params]
+    L = len(weights)
+    return params[:L], params[L:]
+
+
+def _gradients(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, kind: str) -> list[torch.Tensor]:
+    """Gradients of sum_k mean-loss_k for a ReLU MLP; params = weights then biases, stacked over K."""
+    L = len(params) // 2
+    ws, bs = params[:L], params[L:]
+    acts = [xb]
+    h = xb
+    for l in range(L):
+        h = torch.baddbmm(bs[l].unsqueeze(1), h, ws[l].transpose(1, 2))
+        if l < L - 1:
+            h = h.clamp_min_(0)
+            acts.append(h)
+    n = xb.shape[1]
+    if kind == "classification":
+        delta = torch.softmax(h, -1)
+        delta.scatter_add_(-1, yb.unsqueeze(-1), torch.full_like(delta[..., :1], -1.0))
+        delta.div_(n)
+    else:
+        delta = (h - yb).mul_(2.0 / (n * h.shape[-1]))
+    gw, gb = [None] * L, [None] * L
+    for l in range(L - 1, -1, -1):
+        gw[l] = delta.transpose(1, 2) @ acts[l]
+        gb[l] = delta.sum(1)
+        if l:
+            delta = (delta @ ws[l]).mul_(acts[l] > 0)
+    return gw + gb
+
+
+def _adam(params: list[torch.Tensor], protocol: Protocol) -> torch.optim.Adam:
+    """One Adam over the stacked tensors. Adam is elementwise, so this is K independent Adams;
+    the fused kernel (one pass per tensor) where torch has it for the device, else foreach."""
+    for q in params:
+        q.requires_grad_(True)
+    kwargs = dict(lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, foreach=True, **kwargs)

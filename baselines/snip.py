@@ -1,0 +1,43 @@
+"""SNIP: single-shot network pruning based on connection sensitivity.
+
+Lee, Ajanthan and Torr, "SNIP: Single-shot Network Pruning based on Connection Sensitivity",
+ICLR 2019. Every weight gets a multiplicative mask m; its score is |dL/dm| at m = 1, which is
+|g * w| with g the loss gradient of the weight. The mask is a float tensor of ones that
+requires grad and is passed to the model's masked forward pass.
+
+Defaults, from Plant 'n' Seek (Fischer and Burkholz, ICLR 2022, Sec. 4): one shot, global
+ranking, the loss of one pruning batch of 40 training samples (`samples=40`), drawn with the
+problem's generator. Scores are not normalised: a positive factor does not change the ranking.
+"""
+
+import torch
+
+from plantbench import ScorePruner
+
+
+def pruning_batch(problem, samples):
+    """`samples` training points chosen without replacement by the problem's generator."""
+    n = problem.x.shape[0]
+    idx = torch.randperm(n, generator=problem.generator)[: max(1, min(int(samples), n))]
+    idx = idx.to(problem.x.device)
+    return problem.x[idx], problem.y[idx]
+
+
+class SNIP(ScorePruner):
+    name = "snip"
+
+    def __init__(self, samples: int = 40):
+        super().__init__()
+        if int(samples) < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
+        self.samples = int(samples)
+
+    def score(self, problem, mask):
+        model = problem.model
+        x, y = pruning_batch(problem, self.samples)
+        names = [n for n, _ in model.prunable()]
+        gates = {n: mask[n].detach().to(device=p.device, dtype=p.dtype).clone().requires_grad_(True)
+                 for n, p in model.prunable()}
+        loss = problem.loss(model(x, mask=gates), y)
+        grads = torch.autograd.grad(loss, [gates[n] for n in names])
+        return {n: g.detach().abs() for n, g in zip(names, grads)}
