@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -171,10 +170,12 @@ def _parse_args(items) -> dict:
 @click.option("--device", default="auto", show_default=True, type=DEVICES)
 @click.option("--out", default=None, help="Results folder [default: results/<pruner name>].")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPU cores].")
-@click.option("--executor", default="local", show_default=True, type=click.Choice(["local"]),
-              help="Where groups of runs execute.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "dask"]),
+              help="Where groups of runs execute: local processes, or a Dask cluster.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler (tcp://host:port); without it --executor dask starts a local cluster.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run_cmd(pruner, pruner_args, suite, tasks, densities, seeds, device, out, jobs, executor, quiet):
+def run_cmd(pruner, pruner_args, suite, tasks, densities, seeds, device, out, jobs, executor, scheduler, quiet):
     """Prune every planted network of a suite and judge the masks; resumes where it stopped."""
     from tqdm import tqdm
 
@@ -196,9 +197,10 @@ def run_cmd(pruner, pruner_args, suite, tasks, densities, seeds, device, out, jo
         bar.set_postfix_str(stage, refresh=False)
         bar.refresh()
 
-    jobs = jobs or os.cpu_count() or 1
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
     result = sweep(pruner, _parse_args(pruner_args), suite, tasks or None, densities or None, seeds, device,
-                   out, jobs, progress, on_plan)
+                   out, jobs, progress, on_plan, executor, scheduler)
     if bar is not None:
         bar.close()
     records = result.previous + result.records
@@ -223,3 +225,7 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 def main(argv=None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="plantbench")
+
+
+if __name__ == "__main__":
+    main()

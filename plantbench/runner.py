@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import UsageError
+from .executor import execute
 from .judge import Entry, judge
 from .loading import PrunerSpec, instantiate, resolve
 from .plant import plant_task
@@ -211,16 +212,18 @@ class SweepResult:
 
 
 def sweep(pruner: str, pruner_args: dict | None = None, suite: str = "paper", tasks=None, densities=None,
-          seeds: int | None = None, device: str = "auto", out: str | Path | None = None, jobs: int = 1,
-          progress: Callable[[int, str], None] | None = None, on_plan: Callable[[int, int], None] | None = None
-          ) -> SweepResult:
+          seeds: int | None = None, device: str = "auto", out: str | Path | None = None, jobs: int | None = 1,
+          progress: Callable[[int, str], None] | None = None, on_plan: Callable[[int, int], None] | None = None,
+          executor: str = "local", scheduler: str | None = None) -> SweepResult:
     """Run (or resume) a sweep and write every record the moment its group ends.
 
     Args:
         pruner: a baseline name, a file path, or FILE.py:ClassName.
         pruner_args: keyword arguments for the pruner's constructor (recorded).
         out: the results folder; defaults to results/<pruner name>.
-        jobs: worker processes over groups (1 runs in this process).
+        jobs: local worker processes over groups (1 runs in this process; None: one per core).
+        executor: "local" or "dask" (see plantbench.executor).
+        scheduler: a Dask scheduler address; without it Dask starts a LocalCluster.
         progress: called with (runs done, stage) as the sweep advances.
         on_plan: called once with (runs to do, runs skipped) before any compute.
     """
@@ -243,29 +246,20 @@ def sweep(pruner: str, pruner_args: dict | None = None, suite: str = "paper", ta
     result = SweepResult(store.root, skipped=skipped, previous=previous)
     done = 0
 
-    def collect(res: GroupResult):
-        nonlocal done
+    def inline(g: Group) -> GroupResult:  # in this process: progress run by run
+        def tick(stage):
+            nonlocal done
+            done += stage.startswith("seek")
+            if progress:
+                progress(done, stage)
+        return run_group(g, tick)
+
+    for _, res in execute(groups, _worker, executor, jobs, scheduler, inline):
         store.save(res.records, res.masks, res.mask_name)
         result.records += res.records
-
-    if jobs <= 1 or len(groups) <= 1:
-        for g in groups:
-            def tick(stage, g=g):
-                nonlocal done
-                if stage.startswith("seek"):
-                    done += 1
-                if progress:
-                    progress(done, stage)
-            collect(run_group(g, tick))
-    else:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=min(jobs, len(groups)), backend="loky", return_as="generator_unordered")
-        for res in parallel(delayed(_worker)(g) for g in groups):
-            collect(res)
-            done += len(res.records)
-            if progress:
-                progress(done, f"{res.records[0]['task']} done")
+        done = len(result.records)
+        if progress:
+            progress(done, f"{res.records[0]['task']} saved")
     return result
 
 
