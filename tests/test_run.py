@@ -270,3 +270,12 @@ def test_resolve_reports_the_source_hash_of_baselines():
     assert spec.name == "magnitude" and len(spec.source_sha256) == 64
     with pytest.raises(PrunerError):
         resolve(__file__ + ":Nothing")
+
+
+def test_parallel_workers_give_the_same_records_as_one_process(tmp_path):
+    one = sweep("magnitude", suite="quick", tasks=["relu", "circle"], seeds=1, device="cpu", out=tmp_path / "a", jobs=1)
+    two = sweep("magnitude", suite="quick", tasks=["relu", "circle"], seeds=1, device="cpu", out=tmp_path / "b", jobs=2)
+    key = lambda r: r["run_id"]  # noqa: E731
+    for a, b in zip(sorted(one.records, key=key), sorted(two.records, key=key)):
+        for field in ("run_id", "density", "recall", "strong", "weak", "references"):
+            assert a[field] == pytest.approx(b[field], rel=1e-6), field
