@@ -5,5 +5,13 @@ from .errors import MaskError, PlantbenchError, PrunerError, UsageError
 from .mask import Mask
 from .pruner import MultiShot, PruneProblem, Pruner, ScorePruner, TaskInfo
 
-__all__ = ["Mask", "MaskError", "MultiShot", "PlantbenchError", "PruneProblem", "Pruner", "PrunerError",
+
+def baseline(name: str):
+    """The registered baseline pruner class called `name` (e.g. to wrap it in MultiShot)."""
+    from .loading import BASELINES
+
+    return BASELINES.get(name)
+
+
+__all__ = ["Mask", "baseline", "MaskError", "MultiShot", "PlantbenchError", "PruneProblem", "Pruner", "PrunerError",
            "ScorePruner", "TaskInfo", "UsageError", "__version__"]

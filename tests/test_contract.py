@@ -13,7 +13,8 @@ from plantbench.task import TASKS, get_task
 
 # The contract checks the interface at every density, not the full protocol (each baseline's
 # own test checks its defining property), so methods that train run with fewer epochs here.
-CHEAP_ARGS = {"imp": {"rounds": 2, "epochs": 1}, "edge-popup": {"epochs": 1}, "edge-popup-annealed": {"epochs": 2},
+CHEAP_ARGS = {"imp": {"rounds": 2, "epochs": 1}, "synflow-multishot": {"rounds": 2, "epochs": 1},
+              "grasp-multishot": {"rounds": 2, "epochs": 1}, "edge-popup": {"epochs": 1}, "edge-popup-annealed": {"epochs": 2},
               "synflow": {"rounds": 10}, "gem-miner": {"epochs": 1}}
 
 
