@@ -136,11 +136,22 @@ def refine_for_accuracy(f: torch.Tensor, y: torch.Tensor, a: torch.Tensor, sweep
     return a
 
 
+def predict(logits: torch.Tensor, y_train: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """argmax over classes; exact ties go to the tied class most frequent in the training split.
+
+    A network whose outputs are all zero (every layer's path cut, biases masked) then predicts
+    the majority class, i.e. scores chance, rather than whichever class happens to come first.
+    """
+    counts = torch.nn.functional.one_hot(y_train, n_classes).sum(-2).to(logits.dtype)  # [K, C]
+    tied = logits == logits.amax(-1, keepdim=True)
+    return (tied * (counts[:, None] + 1)).argmax(-1)
+
+
 def score_outputs(task: Task, f_train, y_train, f_test, y_test) -> torch.Tensor:
     """The task metric on the test split after the readout fitted on the training split; [K]."""
     if task.kind == "classification":
         a = refine_for_accuracy(f_train, y_train, fit_logit_scale(f_train, y_train))
-        return (f_test.double() * a[:, None]).argmax(-1).eq(y_test).double().mean(1)
+        return predict(f_test.double() * a[:, None], y_train, f_train.shape[-1]).eq(y_test).double().mean(1)
     s = fit_regression_scale(f_train, y_train)
     return (f_test.double() * s[:, None] - y_test.double()).pow(2).mean(dim=(1, 2))
 

@@ -106,3 +106,12 @@ def test_batched_judging_matches_judging_each_run_alone():
         assert alone["strong"] == pytest.approx(joint["strong"], abs=2e-3)
         assert alone["weak"] == pytest.approx(joint["weak"], abs=2e-3)
         assert alone["recall"] == joint["recall"] and alone["density"] == joint["density"]
+
+
+def test_all_zero_outputs_score_the_majority_class_not_class_0():
+    task = get_task("circle")
+    y_train = torch.tensor([[3, 3, 1, 0, 3]])
+    y_test = torch.tensor([[3, 0, 3, 2]])
+    zeros = torch.zeros(1, 5, 4), torch.zeros(1, 4, 4)
+    acc = score_outputs(task, zeros[0], y_train, zeros[1], y_test)
+    assert acc.item() == pytest.approx(0.5)  # predicts class 3, the training majority
