@@ -20,8 +20,11 @@ class _Group(click.Group):
         extra["standalone_mode"] = False
         try:
             rv = super().main(args=args, prog_name=prog_name, **extra)
-        except click.exceptions.Abort:
-            click.echo("aborted", err=True)
+        except click.exceptions.Abort as e:
+            if isinstance(e.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+                click.echo("interrupted; finished runs are saved and a rerun resumes", err=True)
+            else:
+                click.echo("aborted", err=True)
             sys.exit(130)
         except click.ClickException as e:
             if type(e).__name__.startswith("NoArgsIsHelp"):  # a bare group: show its help

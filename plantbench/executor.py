@@ -1,23 +1,31 @@
 """Where groups of runs execute: this process, local worker processes (joblib/loky), or Dask.
 
-Every path yields each group's result the moment the group ends, so the coordinator writes
-records as they come. The local and the Dask paths are one code path: joblib's Parallel, with
-the backend chosen by joblib.parallel_config.
+Every path runs the same picklable work function on one group per task and yields each
+group's result the moment the group ends, so the coordinator (the only writer) saves records
+as they come.
+
+The local path is joblib's Parallel on loky processes. The Dask path submits one task per
+group with the distributed client directly, not through joblib's Dask backend: that backend
+(joblib 1.6) waits forever once Dask gives up on a task whose workers died (KilledWorker),
+whereas the client reports it, and that group alone fails.
 
 Dask's retry policy (docs/cluster.md):
-- A worker that dies while it runs a group (killed, out of memory, preempted) loses only that
-  group's unfinished work: the scheduler runs the group again on another worker, up to
-  ALLOWED_FAILURES times (distributed.scheduler.allowed-failures). One more death fails the
-  sweep with a one-line error; the finished groups are saved and a rerun resumes.
-- A group whose task raises is run once more (RETRIES). A pruner's own errors never get
-  here: run_group records them as failed runs.
+- A worker that dies while it runs a group (killed, out of memory, preempted) loses that
+  group's unfinished work only: the scheduler runs the group again on another worker, up to
+  ALLOWED_FAILURES times (distributed.scheduler.allowed-failures). A group whose workers die
+  once more is given up; the other groups go on and are saved, then the sweep ends with a
+  one-line error, and a rerun runs the missing group again.
+- A group whose task raises is run once more (RETRIES), then the error stops the sweep. A
+  pruner's own errors never get here: run_group records them as failed runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 
 from .errors import PlantbenchError, UsageError
@@ -52,8 +60,9 @@ def execute(groups: Sequence, work: Callable, executor: str = "local", jobs: int
         inline: what to run instead of `work` when everything runs in this process (it may
             report finer progress).
 
-    Close the iterator (or exhaust it) to shut the workers down; a Dask LocalCluster and its
-    scratch directory are removed then, also on KeyboardInterrupt.
+    Close the iterator (or exhaust it) to stop: the groups still queued on Dask are cancelled,
+    and a LocalCluster, its worker processes and its scratch directory are removed; also on
+    KeyboardInterrupt.
     """
     if executor not in EXECUTORS:
         raise UsageError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
@@ -67,88 +76,152 @@ def execute(groups: Sequence, work: Callable, executor: str = "local", jobs: int
             for i, g in enumerate(groups):
                 yield i, (inline or work)(g)
             return
-        yield from _parallel(groups, work, n_jobs=min(jobs, len(groups)), backend="loky", rounds=2,
-                             deaths=_loky_deaths())
+        yield from _loky(groups, work, n_jobs=min(jobs, len(groups)))
         return
-    with _dask(scheduler, jobs):
-        # Every group goes to the scheduler at once; it balances them over the workers (also
-        # over workers that join later). Dask re-runs a group whose worker died, so no second
-        # round here.
-        yield from _parallel(groups, work, n_jobs=-1, backend=None, rounds=1, deaths=_dask_deaths(),
-                             pre_dispatch="all")
+    with _dask(scheduler, jobs) as client:
+        yield from _submit(client, groups, work)
 
 
-def _parallel(groups, work, n_jobs, backend, rounds, deaths, pre_dispatch="2 * n_jobs") -> Iterator:
-    """joblib's Parallel over the groups, one group per task, results as they come.
+# --- local processes ------------------------------------------------------------------------
 
-    A worker death (deaths) ends a round; the groups not finished go into the next round.
+
+def _loky(groups, work, n_jobs) -> Iterator:
+    """joblib's Parallel on loky processes, one group per task, results as they come.
+
+    A worker process that dies ends the round; the groups not finished run once more.
     """
     from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     pending = list(range(len(groups)))
-    for attempt in range(1, rounds + 1):
+    for attempt in (1, 2):
         done = set()
         try:
-            kwargs = {"n_jobs": n_jobs, "return_as": "generator_unordered", "batch_size": 1,
-                      "pre_dispatch": pre_dispatch}
-            if backend:
-                kwargs["backend"] = backend
-            parallel = Parallel(**kwargs)
+            parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered", batch_size=1)
             for i, res in parallel(delayed(_tagged)(work, i, groups[i]) for i in pending):
                 done.add(i)
                 yield i, res
             return
-        except deaths as e:
+        except TerminatedWorkerError as e:
             pending = [i for i in pending if i not in done]
-            if attempt == rounds:
-                raise PlantbenchError(f"{_death_message(e)}; {len(pending)} group(s) not finished; the finished "
-                                      "ones are saved, so a rerun resumes") from None
+            if attempt == 2:
+                raise PlantbenchError(f"a worker process died twice ({type(e).__name__}); {len(pending)} group(s) "
+                                      "not finished; the finished ones are saved, so a rerun resumes") from None
 
 
 def _tagged(work, i, group):
     return i, work(group)
 
 
-def _loky_deaths() -> tuple:
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    return (TerminatedWorkerError,)
+# --- Dask -----------------------------------------------------------------------------------
 
 
-def _dask_deaths() -> tuple:
-    from distributed import KilledWorker
+def _label(group) -> str:
+    task, runs = getattr(group, "task", None), getattr(group, "runs", None)
+    if task is None:
+        return "a group"
+    return f"the {task} group ({len(runs)} runs)" if runs is not None else f"the {task} group"
 
-    return (KilledWorker,)
+
+def _submit(client, groups, work) -> Iterator:
+    """One Dask task per group, all submitted at once; the scheduler balances them over the
+    workers, also over workers that join later. Yields (index, result) as groups end."""
+    from distributed import KilledWorker, as_completed
+
+    futures = {}
+    for i, g in enumerate(groups):
+        name = getattr(g, "task", "group")
+        key = f"plantbench-{name}-{i}-{uuid.uuid4().hex[:8]}"  # names the task on the dashboard
+        futures[client.submit(work, g, key=key, pure=False, retries=RETRIES)] = i
+    given_up = []
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            i = futures[future]
+            if future.status == "error":
+                exc = future.exception()
+                if isinstance(exc, KilledWorker):  # the scheduler gave up on it: lose this group only
+                    given_up.append((i, exc))
+                    continue
+                future.result()  # raises the task's error, with the worker's traceback
+            if future.status != "finished":  # cancelled: the scheduler or the connection went away
+                given_up.append((i, None))
+                continue
+            res = future.result()
+            future.release()
+            yield i, res
+    finally:
+        pending = [f for f in futures if f.status == "pending"]
+        if pending:  # an interrupted or failed sweep leaves nothing queued on the cluster
+            with contextlib.suppress(Exception):
+                client.cancel(pending)
+    if given_up:
+        lines = []
+        for i, exc in given_up:
+            allowed = getattr(exc, "allowed_failures", None)
+            if exc is None:
+                why = "it was cancelled"
+            elif allowed is None:
+                why = "the Dask workers running it died"
+            else:
+                why = (f"{allowed + 1} Dask workers died running it (the scheduler's "
+                       f"distributed.scheduler.allowed-failures is {allowed})")
+            lines.append(f"{_label(groups[i])} did not finish: {why}")
+        raise PlantbenchError("; ".join(lines) + "; the other groups are saved, and a rerun runs the missing ones")
 
 
-def _death_message(e: BaseException) -> str:
-    allowed = getattr(e, "allowed_failures", None)
-    if allowed is not None:  # Dask's KilledWorker
-        return (f"{allowed + 1} Dask workers died running the same group (the scheduler's "
-                f"distributed.scheduler.allowed-failures is {allowed})")
-    return f"a worker process died twice ({type(e).__name__})"
+def _ignore_sigint_plugin():
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreSigint(WorkerPlugin):  # runs on every worker, restarted ones included
+        name = "plantbench-ignore-sigint"
+
+        def setup(self, worker):
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreSigint()
+
+
+def _sigterm_as_interrupt(stack: contextlib.ExitStack) -> None:
+    """Until the stack closes, SIGTERM (a batch system's time limit, `kill`) stops the sweep the
+    way Ctrl-C does: queued groups are cancelled, and a local cluster and its scratch directory
+    are removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:  # someone else handles it
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    stack.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def _dask(scheduler: str | None, jobs: int | None):
-    """A Dask client (on `scheduler`, or on a LocalCluster of `jobs` workers) as joblib's backend.
+    """A Dask client, on `scheduler` or on a LocalCluster of `jobs` single-threaded workers.
 
-    All of Dask's scratch files go to a temporary directory that is removed on exit. The
-    client, and the LocalCluster with its worker processes, are closed in every case: at the
-    end, on an error, on KeyboardInterrupt.
+    A LocalCluster keeps all of its scratch files in a temporary directory, removed on exit.
+    The client, and the LocalCluster with its worker processes, are closed in every case: at
+    the end, on an error, on KeyboardInterrupt or SIGTERM.
     """
     try:
         import dask
         from dask.distributed import Client, LocalCluster
-        from joblib import parallel_config
     except ImportError:
         raise UsageError("--executor dask needs the dask extra: pip install 'plantbench[dask]'") from None
 
-    with contextlib.ExitStack() as stack:  # closes in reverse: client, cluster, config, scratch
-        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="plantbench-dask-",
-                                                                  ignore_cleanup_errors=True))
-        stack.enter_context(dask.config.set({"temporary-directory": scratch,
-                                             "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}))
+    log = logging.getLogger("distributed")
+    with contextlib.ExitStack() as stack:  # closes in reverse order
+        stack.callback(log.setLevel, log.level)
+        _sigterm_as_interrupt(stack)
         if scheduler:
             try:
                 client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
@@ -156,17 +229,28 @@ def _dask(scheduler: str | None, jobs: int | None):
                 raise UsageError(f"--scheduler {scheduler}: cannot connect ({e})") from None
             stack.callback(client.close)
         else:
-            n = jobs or default_jobs()
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, local_directory=scratch,
-                                   dashboard_address=None)
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="plantbench-dask-",
+                                                                      ignore_cleanup_errors=True))
+            stack.enter_context(dask.config.set({"temporary-directory": scratch,
+                                                 "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}))
+            # A free port for the scheduler's HTTP server (the dashboard, when bokeh is installed),
+            # so that it never clashes with another cluster on the machine.
+            cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1, processes=True,
+                                   local_directory=scratch, dashboard_address="127.0.0.1:0",
+                                   silence_logs=logging.ERROR)
             stack.callback(cluster.close)
             client = Client(cluster, set_as_default=False)
             stack.callback(client.close)
+            # Ctrl-C in a terminal reaches the whole process group; the coordinator alone handles
+            # it and closes the workers, which would otherwise die mid-task, printing tracebacks.
+            client.register_plugin(_ignore_sigint_plugin())
         try:
             client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S if scheduler else 120)
         except (TimeoutError, OSError) as e:
             where = f"the scheduler at {scheduler}" if scheduler else "the local Dask cluster"
-            raise PlantbenchError(f"no Dask worker joined {where} ({type(e).__name__}: {e})") from None
-        with parallel_config(backend="dask", client=client, retries=RETRIES,
-                             wait_for_workers_timeout=WAIT_FOR_WORKERS_S):
+            raise PlantbenchError(f"no Dask worker joined {where} within the time limit ({type(e).__name__}: {e})") from None
+        try:
             yield client
+        except BaseException:  # Ctrl-C or an error: the shutdown's warnings (tasks cancelled) are noise
+            log.setLevel(logging.ERROR)
+            raise

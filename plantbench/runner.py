@@ -7,6 +7,7 @@ references, in one batch. Groups are independent, so they spread over processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import traceback
 from collections.abc import Callable, Iterable
@@ -231,7 +232,8 @@ def sweep(pruner: str, pruner_args: dict | None = None, suite: str = "paper", ta
     spec = resolve(pruner)  # fails fast on a broken file
     instantiate(spec.load(), pruner_args)  # and on arguments the constructor refuses
     the_suite = get_suite(suite)
-    device = resolve_device(device)
+    if not (executor == "dask" and scheduler and device in ("auto", "cuda")):
+        device = resolve_device(device)  # on a remote Dask cluster the workers resolve it (_worker)
     store = ResultStore(out if out is not None else Path("results") / spec.name)
     finished = store.finished()
     groups, skipped, previous = [], 0, []
@@ -265,4 +267,4 @@ def sweep(pruner: str, pruner_args: dict | None = None, suite: str = "paper", ta
 
 def _worker(group: Group) -> GroupResult:
     torch.set_num_threads(1)  # one core per worker; the workers share the machine
-    return run_group(group)
+    return run_group(dataclasses.replace(group, device=resolve_device(group.device)))
