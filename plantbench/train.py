@@ -59,7 +59,7 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
     wm = [m.to(w.dtype) for m, w in zip(wmasks, weights)]
     bm = [m.to(b.dtype) for m, b in zip(bmasks, biases)]
     params = [w.detach() * m for w, m in zip(weights, wm)] + [b.detach() * m for b, m in zip(biases, bm)]
-    masks = wm + bm
+    masks = [None if bool(m.all()) else m for m in wm + bm]  # an all-kept mask needs no multiply
     if epochs <= 0 or N == 0:
         return params[:len(weights)], params[len(weights):]
     adam = _adam(params, protocol)
@@ -72,7 +72,7 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
                 idx = order[:, start:start + B]
                 grads = _gradients(params, x[rows, idx], y[rows, idx], kind)
                 for q, g, m in zip(params, grads, masks):
-                    q.grad = g.mul_(m)
+                    q.grad = g if m is None else g.mul_(m)
                 adam.step()
     params = [q.detach().requires_grad_(False) for q in params]
     L = len(weights)
@@ -101,8 +101,8 @@ def _gradients(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, k
     for l in range(L - 1, -1, -1):
         gw[l] = delta.transpose(1, 2) @ acts[l]
         gb[l] = delta.sum(1)
-        if l:
-            delta = (delta @ ws[l]).mul_(acts[l] > 0)
+        if l:  # through the ReLU: zero where the activation was clamped
+            delta = torch.ops.aten.threshold_backward(delta @ ws[l], acts[l], 0)
     return gw + gb
 
 
