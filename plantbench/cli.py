@@ -217,6 +217,15 @@ def run_cmd(pruner, pruner_args, suite, tasks, densities, seeds, device, out, jo
         sys.exit(1)
 
 
+def _register_leaderboard() -> None:
+    from .leaderboard import leaderboard
+
+    cli.add_command(leaderboard)
+
+
+_register_leaderboard()
+
+
 def _table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
