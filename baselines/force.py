@@ -32,12 +32,6 @@ import torch
 from plantbench import Mask, Pruner
 
 
-def _sample(problem, batch_size):
-    n = problem.x.shape[0]
-    idx = torch.randperm(n, generator=problem.generator)[: min(int(batch_size), n)].to(problem.x.device)
-    return problem.x[idx], problem.y[idx]
-
-
 def sensitivity(problem, mask, x, y):
     """|dL/dm| at the mask `mask`: |w * g| with g the gradient at the pruned weights w * m."""
     model = problem.model
@@ -70,7 +64,7 @@ class IterSNIP(Pruner):
     def step(self, problem, mask, density, x=None, y=None):
         """One round: score at `mask` and keep `density` of all weights (FORCE) or of the kept ones."""
         if x is None:
-            x, y = _sample(problem, self.batch_size)
+            x, y = problem.sample(self.batch_size)
         scores = sensitivity(problem, mask, x, y)
         return Mask.top_k(scores, density, within=None if self.revive else mask)
 

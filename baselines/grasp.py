@@ -23,14 +23,6 @@ import torch
 from plantbench import ScorePruner
 
 
-def pruning_batch(problem, samples):
-    """`samples` training points chosen without replacement by the problem's generator."""
-    n = problem.x.shape[0]
-    idx = torch.randperm(n, generator=problem.generator)[: max(1, min(int(samples), n))]
-    idx = idx.to(problem.x.device)
-    return problem.x[idx], problem.y[idx]
-
-
 class GraSP(ScorePruner):
     name = "grasp"
 
@@ -45,7 +37,7 @@ class GraSP(ScorePruner):
 
     def score(self, problem, mask):
         model = problem.model
-        x, y = pruning_batch(problem, self.samples)
+        x, y = problem.sample(self.samples)
         names = [n for n, _ in model.prunable()]
         weights = [p for _, p in model.prunable()]
         gates = {n: mask[n].to(device=p.device, dtype=p.dtype) for n, p in model.prunable()}

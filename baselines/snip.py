@@ -15,14 +15,6 @@ import torch
 from plantbench import ScorePruner
 
 
-def pruning_batch(problem, samples):
-    """`samples` training points chosen without replacement by the problem's generator."""
-    n = problem.x.shape[0]
-    idx = torch.randperm(n, generator=problem.generator)[: max(1, min(int(samples), n))]
-    idx = idx.to(problem.x.device)
-    return problem.x[idx], problem.y[idx]
-
-
 class SNIP(ScorePruner):
     name = "snip"
 
@@ -34,7 +26,7 @@ class SNIP(ScorePruner):
 
     def score(self, problem, mask):
         model = problem.model
-        x, y = pruning_batch(problem, self.samples)
+        x, y = problem.sample(self.samples)
         names = [n for n, _ in model.prunable()]
         gates = {n: mask[n].detach().to(device=p.device, dtype=p.dtype).clone().requires_grad_(True)
                  for n, p in model.prunable()}

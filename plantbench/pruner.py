@@ -64,6 +64,12 @@ class PruneProblem:
         """The task's training loss: cross-entropy for classification, MSE for regression."""
         return task_loss(self.task.kind, output, target)
 
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n training points drawn without replacement with `generator` (a pruning batch)."""
+        total = self.x.shape[0]
+        idx = torch.randperm(total, generator=self.generator)[: max(1, min(int(n), total))].to(self.x.device)
+        return self.x[idx], self.y[idx]
+
     def batches(self, batch_size: int, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the training split in batches, shuffled with `generator`."""
         n = self.x.shape[0]
