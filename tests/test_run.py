@@ -277,5 +277,6 @@ def test_parallel_workers_give_the_same_records_as_one_process(tmp_path):
     two = sweep("magnitude", suite="quick", tasks=["relu", "circle"], seeds=1, device="cpu", out=tmp_path / "b", jobs=2)
     key = lambda r: r["run_id"]  # noqa: E731
     for a, b in zip(sorted(one.records, key=key), sorted(two.records, key=key)):
-        for field in ("run_id", "density", "recall", "strong", "weak", "references"):
+        assert a["run_id"] == b["run_id"]
+        for field in ("density", "recall", "strong", "weak", "references"):
             assert a[field] == pytest.approx(b[field], rel=1e-6), field
