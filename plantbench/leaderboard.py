@@ -55,7 +55,7 @@ import torch
 from .errors import PlantbenchError, RecordError, UsageError
 from .fileio import atomic_write_bytes
 from .metrics import METRICS, Metric
-from .records import MASKS_DIR, RUNS_FILE, run_id, unpack_mask, validate_record
+from .records import RUNS_FILE, run_id, unpack_mask, validate_record
 
 RESULTS_DIR = "results"
 README = "README.md"
