@@ -93,9 +93,6 @@ class Mask(Mapping[str, torch.Tensor]):
             keep = [_top_k_flat(f, e, kk) for f, e, kk in zip(flat, eligible, ks)]
         return cls({n: m.reshape(scores[n].shape) for n, m in zip(names, keep)})
 
-    def weights_kept(self, names) -> int:
-        return int(sum(int(self._entries[n].sum()) for n in names))
-
 
 def _top_k_flat(scores: torch.Tensor, eligible: torch.Tensor, k: int) -> torch.Tensor:
     k = min(k, int(eligible.sum()))

@@ -149,10 +149,6 @@ class Task(ABC):
             return float((y_test == majority).double().mean())
         return float((y_test.double() - y_train.double().mean(0)).pow(2).mean())
 
-    def describe(self) -> dict:
-        return {"task": self.id, "kind": self.kind, "n_in": self.n_in, "n_out": self.n_out,
-                "min_depth": self.min_depth, "noise": self.noise}
-
 
 TASKS: Registry[Task] = Registry("task", "plantbench.tasks")
 
