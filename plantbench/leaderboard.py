@@ -61,14 +61,17 @@ RESULTS_DIR = "results"
 README = "README.md"
 PLOTS_DIR = "plots"
 WIN = 0.95  # a density is "won" when the mean normalised weak score reaches this
-PLOTS_VERSION = 1  # part of every plot's digest: bump it when the drawing code changes
+PLOTS_VERSION = 2  # part of every plot's digest: bump it when the drawing code changes
 PLOT_FORMATS = ("png", "svg")
 DIGEST_TAG = "plantbench-plot-data-sha256:"
-# Colour-blind-friendly qualitative palette (Okabe-Ito, then Tol's muted); then styles repeat.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
-           "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255")
+# Strong, distinct colours (tab10 without its grey, then Tol's muted and an ochre); past the
+# seventeenth pruner the colours repeat with another line style. Markers cycle on their own period.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+           "#332288", "#117733", "#44AA99", "#999933", "#882255", "#CC6677", "#AA4499", "#DDAA33")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 LINESTYLES = ("-", "--", "-.", ":")
+BANDS_UP_TO = 6  # more pruners than this get whiskers instead of shaded bands
+DODGE = 0.008  # sideways nudge between pruners' whiskers, in decades of density
 
 COUNT_FIELDS = ("density", "bias_density", "effective_density", "recall", "precision", "f1",
                 "neuron_recall")
@@ -345,7 +348,10 @@ def _fmt(v: float, metric: Metric) -> str:
 
 
 def _num(v: float) -> str:
-    return f"{v:.3f}" if v is not None and math.isfinite(v) else "-"
+    if v is None or not math.isfinite(v):
+        return "-"
+    text = f"{v:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def _density(d: float, others: Iterable[float] = ()) -> str:
@@ -559,18 +565,29 @@ def _density_axis(ax, spec: dict) -> None:
     ax.grid(True, which="major", color="0.92", lw=0.8, zorder=0)
 
 
-def _draw_series(ax, spec: dict) -> None:
-    for s in spec["series"]:
+def _draw_series(ax, spec: dict) -> str:
+    """Mean lines with their min-max spread: shaded bands for a few pruners, whiskers for many
+    (overlapping bands turn to mud), each pruner nudged sideways so that its whiskers stay apart.
+    Returns how the spread is drawn, for the title."""
+    series = spec["series"]
+    bands = len(series) <= BANDS_UP_TO
+    for i, s in enumerate(series):
         colour, marker, ls = s["style"]
         d, m, lo, hi = (np.array(c, dtype=float) for c in zip(*s["points"]))
-        ax.fill_between(d, lo, hi, color=colour, alpha=0.14, lw=0, zorder=1)
-        ax.plot(d, m, color=colour, marker=marker, ls=ls, lw=1.6, ms=5, label=s["name"], zorder=3)
+        if bands:
+            ax.fill_between(d, lo, hi, color=colour, alpha=0.14, lw=0, zorder=1)
+            ax.plot(d, m, color=colour, marker=marker, ls=ls, lw=1.6, ms=5, label=s["name"], zorder=3)
+        else:
+            x = d * 10 ** (DODGE * (i - (len(series) - 1) / 2))
+            ax.errorbar(x, m, yerr=[m - lo, hi - m], color=colour, marker=marker, ls=ls, lw=1.3, ms=4.5,
+                        elinewidth=0.9, capsize=0, label=s["name"], zorder=3)
+    return "band: min-max" if bands else "bars: min-max"
 
 
 def _draw_metric(fig, spec: dict) -> None:
     ax = fig.add_subplot()
     _density_axis(ax, spec)
-    _draw_series(ax, spec)
+    spread = _draw_series(ax, spec)
     better = "higher" if spec["higher_is_better"] else "lower"
     if spec.get("chance") is not None:
         ax.axhline(spec["chance"], color="0.35", ls=":", lw=1.4, label="chance", zorder=2)
@@ -583,7 +600,7 @@ def _draw_metric(fig, spec: dict) -> None:
         ax.set_yscale("log")
     when = "after training under the mask (weak)" if spec["kind"] == "weak" else "without training (strong)"
     ax.set_ylabel(f"test {spec['metric']} ({better} is better)")
-    ax.set_title(f"{spec['task']}: {spec['metric']} {when}\nsuite {spec['suite']}; line: mean over seeds, band: min-max",
+    ax.set_title(f"{spec['task']}: {spec['metric']} {when}\nsuite {spec['suite']}; line: mean over seeds, {spread}",
                  fontsize=10.5)
 
 
@@ -592,13 +609,13 @@ def _draw_recall(fig, spec: dict) -> None:
     _density_axis(ax, spec)
     ds = np.geomspace(min(spec["densities"]) / 1.6, min(1.0, max(spec["densities"]) * 1.6), 50)
     ax.plot(ds, ds, color="0.35", ls=":", lw=1.4, label="random mask (recall = density)", zorder=2)
-    _draw_series(ax, spec)
+    spread = _draw_series(ax, spec)
     ax.plot([spec["ticket_density"]], [1.0], marker="*", ms=17, color="#FFD700", mec="black", mew=0.9,
             ls="none", label="planted ticket", zorder=5, clip_on=False)
     ax.set_ylim(-0.03, 1.06)
     ax.set_ylabel("recall of the ticket's weights")
     ax.set_title(f"{spec['task']}: recall of the planted ticket\nsuite {spec['suite']}; line: mean over seeds, "
-                 "band: min-max", fontsize=10.5)
+                 f"{spread}", fontsize=10.5)
 
 
 def _draw_heatmap(fig, spec: dict) -> None:
@@ -646,7 +663,10 @@ def render_plot(spec: dict, formats: Iterable[str] = PLOT_FORMATS) -> dict[str, 
         else:
             (_draw_recall if spec["kind"] == "recall" else _draw_metric)(fig, spec)
             handles, labels = fig.axes[0].get_legend_handles_labels()
-            fig.legend(handles, labels, loc="outside right upper", fontsize=9, frameon=False)
+            names = [x["name"] for x in spec["series"]]
+            order = sorted(range(len(labels)), key=lambda i: (labels[i] not in names, i))  # pruners first
+            fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside right upper",
+                       fontsize=9, frameon=False)
         for fmt in formats:
             buf = io.BytesIO()
             meta = ({"Software": None, "Description": description} if fmt == "png"
