@@ -31,34 +31,7 @@ import math
 
 import torch
 
-from plantbench import Mask, Pruner
-
-
-class _Readout:
-    """Per-output scales between the masked network and the task loss."""
-
-    def __init__(self, kind, n_out, device):
-        self.kind = kind
-        self.scale = torch.ones(n_out, device=device, requires_grad=kind == "classification")
-
-    def params(self):
-        return [self.scale] if self.kind == "classification" else []
-
-    def __call__(self, out, y):
-        f = out.detach()
-        if self.kind == "classification":
-            rms = f.pow(2).mean(0).sqrt()
-            return out * _fill_dead(1.0 / rms.clamp_min(1e-30), rms > 0) * self.scale
-        den = f.pow(2).sum(0)
-        s = (f * y).sum(0) / den.clamp_min(1e-30)
-        return out * _fill_dead(s, den > 0)
-
-
-def _fill_dead(scale, live):
-    """Outputs that are identically zero on the batch get the mean |scale| of the live ones
-    (1 if none is live), so that gradient still reaches the scores that could revive them."""
-    fill = scale[live].abs().mean() if bool(live.any()) else torch.ones((), dtype=scale.dtype, device=scale.device)
-    return torch.where(live, scale, fill)
+from plantbench import Mask, OutputScale, Pruner
 
 
 def _init_scores(model, generator, device):
@@ -127,7 +100,7 @@ class EdgePopup(Pruner):
     def prune(self, problem):
         model = problem.model
         wscores, bscores = _init_scores(model, problem.generator, problem.device)
-        readout = _Readout(problem.task.kind, problem.task.n_out, problem.device)
+        readout = OutputScale(problem.task.kind, problem.task.n_out, problem.device)
         groups = [{"params": list(wscores.values()) + list(bscores.values()),
                    "weight_decay": self.weight_decay}]
         if readout.params():

@@ -3,7 +3,7 @@
 from ._version import __version__
 from .errors import MaskError, PlantbenchError, PrunerError, UsageError
 from .mask import Mask
-from .pruner import MultiShot, PruneProblem, Pruner, ScorePruner, TaskInfo
+from .pruner import MultiShot, OutputScale, PruneProblem, Pruner, ScorePruner, TaskInfo
 
 
 def baseline(name: str):
@@ -13,5 +13,5 @@ def baseline(name: str):
     return BASELINES.get(name)
 
 
-__all__ = ["Mask", "baseline", "MaskError", "MultiShot", "PlantbenchError", "PruneProblem", "Pruner", "PrunerError",
+__all__ = ["Mask", "baseline", "MaskError", "MultiShot", "OutputScale", "PlantbenchError", "PruneProblem", "Pruner", "PrunerError",
            "ScorePruner", "TaskInfo", "UsageError", "__version__"]

@@ -164,3 +164,39 @@ class MultiShot(Pruner):
             mask = Mask.top_k(scores, problem.density ** (r / self.rounds), scope=self.inner.scope, within=mask)
             problem.model.load_state_dict(initial)
         return mask
+
+
+class OutputScale:
+    """Per-output scales between a masked network and the task loss, for pruners that train
+    scores on the frozen host (edge-popup, GEM-Miner).
+
+    The planted host's outputs are the target times a tiny c, so a loss on the raw outputs
+    cannot see which mask computes the target. Regression: the least-squares scale per output
+    on each batch (detached). Classification: logits divided by their batch RMS per class
+    (detached), times per-class scales that the pruner learns (`params()`). An output that is
+    identically zero on a batch gets the mean scale of the live ones, so gradient still reaches
+    the scores that could revive it.
+    """
+
+    def __init__(self, kind, n_out, device):
+        self.kind = kind
+        self.scale = torch.ones(n_out, device=device, requires_grad=kind == "classification")
+
+    def params(self):
+        return [self.scale] if self.kind == "classification" else []
+
+    def __call__(self, out, y):
+        f = out.detach()
+        if self.kind == "classification":
+            rms = f.pow(2).mean(0).sqrt()
+            return out * _fill_dead_outputs(1.0 / rms.clamp_min(1e-30), rms > 0) * self.scale
+        den = f.pow(2).sum(0)
+        s = (f * y).sum(0) / den.clamp_min(1e-30)
+        return out * _fill_dead_outputs(s, den > 0)
+
+
+def _fill_dead_outputs(scale, live):
+    """Outputs that are identically zero on the batch get the mean |scale| of the live ones
+    (1 if none is live), so that gradient still reaches the scores that could revive them."""
+    fill = scale[live].abs().mean() if bool(live.any()) else torch.ones((), dtype=scale.dtype, device=scale.device)
+    return torch.where(live, scale, fill)
