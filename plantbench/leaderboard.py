@@ -744,6 +744,19 @@ def _g(v) -> str:
     return f"{v:.10g}" if isinstance(v, float) else repr(v)
 
 
+def _registered(registry, ident: str, item, out: list[str]):
+    """The registered entry named by `name@version`, or None with a problem appended."""
+    name, _, version = ident.partition("@")
+    if name not in registry:
+        out.append(item.problem(f"unknown {registry.kind} {ident!r}"))
+        return None
+    entry = registry.get(name)
+    if str(entry.version) != version:
+        out.append(item.problem(f"{registry.kind} {ident} does not exist (registered: {entry.id})"))
+        return None
+    return entry
+
+
 def _identity_problems(item: Loaded) -> tuple[list[str], bool]:
     """run_id, registered suite and task versions, and agreement with the suite's definition.
 
@@ -756,21 +769,9 @@ def _identity_problems(item: Loaded) -> tuple[list[str], bool]:
     expected = run_id(r["pruner"], r["pruner_args"], r["suite"], r["task"], r["widths"], r["seed"], r["density_target"])
     if r["run_id"] != expected:
         out.append(item.problem(f"run_id does not match its fields (they give {expected})"))
-    suite = task = None
-    sname, _, sversion = r["suite"].partition("@")
-    if sname not in SUITES:
-        out.append(item.problem(f"unknown suite {r['suite']!r}"))
-    elif str(SUITES.get(sname).version) != sversion:
-        out.append(item.problem(f"suite {r['suite']} does not exist (registered: {SUITES.get(sname).id})"))
-    else:
-        suite = SUITES.get(sname)
-    tname, _, tversion = r["task"].partition("@")
-    if tname not in TASKS:
-        out.append(item.problem(f"unknown task {r['task']!r}"))
-    elif str(TASKS.get(tname).version) != tversion:
-        out.append(item.problem(f"task {r['task']} does not exist (registered: {TASKS.get(tname).id})"))
-    else:
-        task = TASKS.get(tname)
+    suite = _registered(SUITES, r["suite"], item, out)
+    task = _registered(TASKS, r["task"], item, out)
+    tname = r["task"].partition("@")[0]
     if task is not None and r["metric"] != task.metric.name:
         out.append(item.problem(f"metric {r['metric']!r} but task {task.id} is scored by {task.metric.name!r}"))
     if suite is None or task is None:
