@@ -210,6 +210,48 @@ def test_grasp_keeps_the_weights_of_lowest_paper_score_with_its_temperature():
     assert papers[kept].max() <= papers[~kept].min()
 
 
+def _paper_budget_grasp():
+    path = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "grasp_paper_budget.py"
+    return resolve(str(path)).load()
+
+
+def test_grasp_paper_budget_experiment_without_biases_is_one_shot_grasp():
+    """docs/experiments/grasp_paper_budget.py with both switches off and one round is `grasp`."""
+    exp = _paper_budget_grasp()(count_biases=False, rounds=1, epochs=0, temperature=7.0)
+    got = exp.prune(tiny_problem([2, 4, 4, 3], density=0.4, n=5))
+    want = BASELINES.get("grasp")(temperature=7.0).prune(tiny_problem([2, 4, 4, 3], density=0.4, n=5))
+    assert set(got) == set(want)
+    for n in want:
+        assert torch.equal(got[n], want[n]), n
+
+
+@pytest.mark.parametrize("seed, trimmed", [(2, False), (1, True)])
+def test_grasp_paper_budget_experiment_ranks_biases_with_weights(seed, trimmed):
+    """One joint top-k over weights and biases of density x (weights + biases); where that keeps
+    more weights than the judge's weights-only budget, the lowest-scoring of them are dropped."""
+    sizes, density = [2, 5, 5, 3], 0.3
+    exp = _paper_budget_grasp()(rounds=1, epochs=0, temperature=7.0)
+    mask = exp.prune(tiny_problem(sizes, density=density, n=5, seed=seed))
+    problem = tiny_problem(sizes, density=density, n=5, seed=seed)  # same samples as prune drew
+    scores = exp.score(problem, {n: torch.ones_like(p, dtype=torch.bool) for n, p in exp.ranked(problem.model)})
+    assert set(mask) == set(scores) and sum(n.endswith(".bias") for n in mask) == len(sizes) - 1
+    joint = Mask.top_k(scores, density)
+    assert sum(int(joint[n].sum()) for n in scores) == budget(density, sum(s.numel() for s in scores.values()))
+    weights = [n for n in scores if n.endswith(".weight")]
+    allowed = budget(density, sum(scores[n].numel() for n in weights))
+    assert (sum(int(joint[n].sum()) for n in weights) > allowed) == trimmed
+    for n in scores:
+        if n.endswith(".bias") or not trimmed:
+            assert torch.equal(mask[n], joint[n]), n
+        else:
+            assert not (mask[n] & ~joint[n]).any(), n  # trimming only drops
+    if trimmed:
+        kept = torch.cat([scores[n][mask[n]] for n in weights])
+        dropped = torch.cat([scores[n][joint[n] & ~mask[n]] for n in weights])
+        assert sum(int(mask[n].sum()) for n in weights) == allowed
+        assert kept.min() >= dropped.max()
+
+
 # --- SynFlow ---------------------------------------------------------------------------------
 
 
