@@ -84,8 +84,12 @@ def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 30, ridge: fl
         gain = (loss - new).clamp_min(0)
         loss = torch.where(better, new, loss)
         damping = torch.where(better[:, None, None], damping / 4, damping * 4).clamp(1e-9, 1e9)
-        if bool((gain < tol).all()) and bool((damping < 1e-3).all()):
-            break  # converged everywhere: Newton steps no longer lower the loss
+        # Converged everywhere: the loss no longer falls, and either the steps are full Newton
+        # steps or the gradient has vanished (then rounding rejects every step and the damping
+        # only grows, as it does at once for a network whose outputs are all zero).
+        settled = (damping[:, 0, 0] < 1e-3) | (grad.abs().amax(-1) < 1e-9)
+        if bool(((gain < tol) & settled).all()):
+            break
     return torch.where(rms > 0, a / rms.clamp_min(1e-300), torch.zeros_like(a))
 
 
@@ -95,44 +99,55 @@ def refine_for_accuracy(f: torch.Tensor, y: torch.Tensor, a: torch.Tensor, sweep
     For class j with the other scales fixed, sample n is predicted j exactly when
     a_j * f_nj > m_n (m_n the best other logit), so accuracy is a step function of a_j with
     steps at m_n / f_nj; an exact search over the steps finds its maximum, and among equal
-    maxima the value nearest the current scale is kept.
+    maxima the value nearest the current scale is kept. A network stops after a sweep that
+    changed none of its scales: the next sweep would repeat it exactly.
     """
     f = f.double()
+    a = a.clone()
+    active = torch.arange(f.shape[0], device=f.device)
+    for _ in range(sweeps):
+        before = a[active]
+        after = _accuracy_sweep(f[active], y[active], before)
+        a[active] = after
+        active = active[(after != before).any(-1)]
+        if not active.numel():
+            break
+    return a
+
+
+def _accuracy_sweep(f: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """One sweep of refine_for_accuracy over the classes, for every network given."""
     K, N, C = f.shape
     a = a.clone()
     rows = torch.arange(K, device=f.device)[:, None]
-    for _ in range(sweeps):
-        before = a.clone()
-        for j in range(C):
-            z = f * a[:, None]
-            others = z.clone()
-            others[..., j] = float("-inf")
-            m, o = others.max(-1)  # best other class per sample
-            fj = f[..., j]
-            gain = (y == j).double() - (o == y).double()  # what winning sample n changes
-            pos, neg = fj > 0, fj < 0
-            tau = torch.where(fj != 0, m / torch.where(fj != 0, fj, torch.ones_like(fj)), torch.zeros_like(fj))
-            tau = torch.where(pos | neg, tau, torch.full_like(tau, float("inf")))
-            step = torch.where(pos, gain, torch.where(neg, -gain, torch.zeros_like(gain)))
-            order = tau.argsort(-1)
-            ts, steps = tau[rows, order], step[rows, order]
-            start = (gain * neg).sum(-1, keepdim=True)  # samples won below every threshold
-            value = torch.cat([start, start + steps.cumsum(-1)], -1)  # accuracy gain on each interval
-            lo = torch.cat([torch.full_like(ts[:, :1], float("-inf")), ts], -1)
-            hi = torch.cat([ts, torch.full_like(ts[:, :1], float("inf"))], -1)
-            finite_lo, finite_hi = torch.isfinite(lo), torch.isfinite(hi)
-            mid = torch.where(finite_lo & finite_hi, (lo + hi) / 2,
-                              torch.where(finite_lo, lo.abs() + lo + 1, torch.where(finite_hi, hi - hi.abs() - 1, a[:, j:j + 1])))
-            valid = (hi > lo) & ~torch.isnan(mid)
-            value = torch.where(valid, value, torch.full_like(value, float("-inf")))
-            cur = a[:, j:j + 1]
-            inside = (lo < cur) & (cur < hi)
-            candidate = torch.where(inside, cur.expand_as(mid), mid)  # keep a_j when its interval wins
-            best = value.max(-1, keepdim=True).values
-            dist = torch.where(value == best, (candidate - cur).abs(), torch.full_like(mid, float("inf")))
-            a[:, j] = candidate[rows[:, 0], dist.argmin(-1)]
-        if torch.equal(a, before):
-            break  # a full sweep changed nothing: a coordinate-wise optimum
+    for j in range(C):
+        z = f * a[:, None]
+        others = z.clone()
+        others[..., j] = float("-inf")
+        m, o = others.max(-1)  # best other class per sample
+        fj = f[..., j]
+        gain = (y == j).double() - (o == y).double()  # what winning sample n changes
+        pos, neg = fj > 0, fj < 0
+        tau = torch.where(fj != 0, m / torch.where(fj != 0, fj, torch.ones_like(fj)), torch.zeros_like(fj))
+        tau = torch.where(pos | neg, tau, torch.full_like(tau, float("inf")))
+        step = torch.where(pos, gain, torch.where(neg, -gain, torch.zeros_like(gain)))
+        order = tau.argsort(-1)
+        ts, steps = tau[rows, order], step[rows, order]
+        start = (gain * neg).sum(-1, keepdim=True)  # samples won below every threshold
+        value = torch.cat([start, start + steps.cumsum(-1)], -1)  # accuracy gain on each interval
+        lo = torch.cat([torch.full_like(ts[:, :1], float("-inf")), ts], -1)
+        hi = torch.cat([ts, torch.full_like(ts[:, :1], float("inf"))], -1)
+        finite_lo, finite_hi = torch.isfinite(lo), torch.isfinite(hi)
+        mid = torch.where(finite_lo & finite_hi, (lo + hi) / 2,
+                          torch.where(finite_lo, lo.abs() + lo + 1, torch.where(finite_hi, hi - hi.abs() - 1, a[:, j:j + 1])))
+        valid = (hi > lo) & ~torch.isnan(mid)
+        value = torch.where(valid, value, torch.full_like(value, float("-inf")))
+        cur = a[:, j:j + 1]
+        inside = (lo < cur) & (cur < hi)
+        candidate = torch.where(inside, cur.expand_as(mid), mid)  # keep a_j when its interval wins
+        best = value.max(-1, keepdim=True).values
+        dist = torch.where(value == best, (candidate - cur).abs(), torch.full_like(mid, float("inf")))
+        a[:, j] = candidate[rows[:, 0], dist.argmin(-1)]
     return a
 
 

@@ -43,9 +43,10 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
     """Train K masked networks in lockstep and return their trained weights and biases.
 
     The forward and backward passes are written out by hand (batched matrix products, no
-    autograd) and one fused Adam updates the stacked tensors. Pruned entries start at zero and
-    their gradients are masked, so Adam never moves them: the same as masking every forward
-    pass, at a fraction of the cost.
+    autograd). All parameters live in one flat buffer and all gradients in another; Adam runs
+    on the kept entries only, gathered from the gradient buffer and written back into the
+    parameters after each step. Pruned entries start at zero and are never touched: the same as
+    masking every forward pass, without any elementwise work on them.
 
     Args:
         weights, biases: per layer [K, out, in] and [K, out]; not modified.
@@ -53,34 +54,45 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
         x: [K, N, in] training inputs per network; y: [K, N] labels or [K, N, d] values.
         generators: one CPU generator per network for its batch order.
         epochs: defaults to protocol.epochs.
+    Returns:
+        Per layer weights [K, out, in] and biases [K, out], pruned entries zero.
     """
     epochs = protocol.epochs if epochs is None else epochs
-    K, N = x.shape[0], x.shape[1]
-    wm = [m.to(w.dtype) for m, w in zip(wmasks, weights)]
-    bm = [m.to(b.dtype) for m, b in zip(bmasks, biases)]
-    params = [w.detach() * m for w, m in zip(weights, wm)] + [b.detach() * m for b, m in zip(biases, bm)]
-    masks = [None if bool(m.all()) else m for m in wm + bm]  # an all-kept mask needs no multiply
+    K, N, L = x.shape[0], x.shape[1], len(weights)
+    tensors = [*weights, *biases]
+    shapes = [t.shape for t in tensors]
+    keep = torch.cat([(m != 0).reshape(-1) for m in [*wmasks, *bmasks]])
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors]).mul_(keep)  # pruned entries start at zero
+    params = _views(flat, shapes)
     if epochs <= 0 or N == 0:
-        return params[:len(weights)], params[len(weights):]
-    adam = _adam(params, protocol)
+        return params[:L], params[L:]
+    kept = keep.nonzero().squeeze(1)
+    grad = torch.empty_like(flat)
+    grads = _views(grad, shapes)
+    compact = flat.index_select(0, kept)
+    adam = _adam(compact, protocol)
     rows = torch.arange(K, device=x.device)[:, None]
     B = protocol.batch_size
     with torch.no_grad():
         for _ in range(epochs):
             order = torch.stack([torch.randperm(N, generator=g) for g in generators]).to(x.device)
+            xe, ye = x[rows, order], y[rows, order]  # each run's epoch in its own order, gathered once
             for start in range(0, N, B):
-                idx = order[:, start:start + B]
-                grads = _gradients(params, x[rows, idx], y[rows, idx], kind)
-                for q, g, m in zip(params, grads, masks):
-                    q.grad = g if m is None else g.mul_(m)
+                _gradients(params, xe[:, start:start + B], ye[:, start:start + B], kind, out=grads)
+                compact.grad = grad.index_select(0, kept)
                 adam.step()
-    params = [q.detach().requires_grad_(False) for q in params]
-    L = len(weights)
+                flat.index_copy_(0, kept, compact.detach())
     return params[:L], params[L:]
 
 
-def _gradients(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, kind: str) -> list[torch.Tensor]:
-    """Gradients of sum_k mean-loss_k for a ReLU MLP; params = weights then biases, stacked over K."""
+def _views(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
+    return [v.view(s) for v, s in zip(flat.split([s.numel() for s in shapes]), shapes)]
+
+
+def _gradients(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, kind: str,
+               out: list[torch.Tensor]) -> None:
+    """Gradients of sum_k mean-loss_k for a ReLU MLP, written into `out`; params and out are
+    weights then biases, stacked over K."""
     L = len(params) // 2
     ws, bs = params[:L], params[L:]
     acts = [xb]
@@ -97,22 +109,19 @@ def _gradients(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, k
         delta.div_(n)
     else:
         delta = (h - yb).mul_(2.0 / (n * h.shape[-1]))
-    gw, gb = [None] * L, [None] * L
     for l in range(L - 1, -1, -1):
-        gw[l] = delta.transpose(1, 2) @ acts[l]
-        gb[l] = delta.sum(1)
+        torch.bmm(delta.transpose(1, 2), acts[l], out=out[l])
+        torch.sum(delta, 1, out=out[L + l])
         if l:  # through the ReLU: zero where the activation was clamped
             delta = torch.ops.aten.threshold_backward(delta @ ws[l], acts[l], 0)
-    return gw + gb
 
 
-def _adam(params: list[torch.Tensor], protocol: Protocol) -> torch.optim.Adam:
-    """One Adam over the stacked tensors. Adam is elementwise, so this is K independent Adams;
-    the fused kernel (one pass per tensor) where torch has it for the device, else foreach."""
-    for q in params:
-        q.requires_grad_(True)
+def _adam(param: torch.Tensor, protocol: Protocol) -> torch.optim.Adam:
+    """One Adam over the kept entries of every stacked network. Adam is elementwise, so this is
+    K independent optimisers; the fused kernel (one pass) where torch has it for the device."""
+    param.requires_grad_(True)
     kwargs = dict(lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
     try:
-        return torch.optim.Adam(params, fused=True, **kwargs)
+        return torch.optim.Adam([param], fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, foreach=True, **kwargs)
+        return torch.optim.Adam([param], foreach=True, **kwargs)
