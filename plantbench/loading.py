@@ -138,4 +138,7 @@ def instantiate(cls: type[Pruner], args: dict) -> Pruner:
         inspect.signature(cls).bind(**args)
     except TypeError as e:
         raise PrunerError(f"--pruner-arg does not fit {cls.__name__}: {e}") from None
-    return cls(**args)
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:  # the constructor's own checks on its arguments
+        raise PrunerError(f"{cls.__name__} refused its arguments: {e}") from None

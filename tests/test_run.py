@@ -194,6 +194,9 @@ def test_pruner_args_are_parsed_safely_and_recorded(tmp_path):
     assert all(r["pruner_args"] == {"rounds": 2} for r in records(tmp_path))
     bad = quick(tmp_path, "magnitude", "--pruner-arg", "nope=1")
     assert bad.exit_code == 2 and "does not fit Magnitude" in bad.output
+    refused = quick(tmp_path, "grasp", "--pruner-arg", "samples=0")  # the constructor's own check
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.output.strip().splitlines() == ["error: GraSP refused its arguments: samples must be >= 1, got 0"]
 
 
 def _reachable(obj, seen=None):
