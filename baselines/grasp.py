@@ -35,19 +35,22 @@ class GraSP(ScorePruner):
         self.samples = int(samples)
         self.temperature = float(temperature)
 
+    def scored(self, model):
+        """The (name, parameter) pairs GraSP scores: the prunable weights."""
+        return list(model.prunable())
+
     def score(self, problem, mask):
         model = problem.model
         x, y = problem.sample(self.samples)
-        names = [n for n, _ in model.prunable()]
-        weights = [p for _, p in model.prunable()]
-        gates = {n: mask[n].to(device=p.device, dtype=p.dtype) for n, p in model.prunable()}
+        names, params = zip(*self.scored(model))
+        gates = {n: m.to(device=params[0].device, dtype=params[0].dtype) for n, m in mask.items()}
 
         def loss():
             return problem.loss(model(x, mask=gates) / self.temperature, y)
 
-        g = [t.detach() for t in torch.autograd.grad(loss(), weights)]
-        grads = torch.autograd.grad(loss(), weights, create_graph=True)
+        g = [t.detach() for t in torch.autograd.grad(loss(), params)]
+        grads = torch.autograd.grad(loss(), params, create_graph=True)
         gnorm = sum((gi * di).sum() for gi, di in zip(g, grads))
-        hg = torch.autograd.grad(gnorm, weights, allow_unused=True)
-        return {n: (w.detach() * (torch.zeros_like(w) if h is None else h.detach()))
-                for n, w, h in zip(names, weights, hg)}
+        hg = torch.autograd.grad(gnorm, params, allow_unused=True)
+        return {n: (p.detach() * (torch.zeros_like(p) if h is None else h.detach()))
+                for n, p, h in zip(names, params, hg)}

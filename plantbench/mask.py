@@ -70,7 +70,8 @@ class Mask(Mapping[str, torch.Tensor]):
             density: the fraction of entries to keep, in [0, 1].
             scope: "global" ranks all tensors together; "layer" keeps the density in every
                 tensor, sharing out the rounding so the total is still exact.
-            within: only entries kept here may be kept again (for iterative pruning).
+            within: only entries kept here may be kept again (for iterative pruning); a tensor
+                that `within` does not name is eligible in full.
         """
         if scope not in ("global", "layer"):
             raise MaskError(f"scope must be 'global' or 'layer', got {scope!r}")
@@ -81,7 +82,7 @@ class Mask(Mapping[str, torch.Tensor]):
         if not names:
             raise MaskError("top_k needs at least one score tensor")
         flat = [scores[n].detach().reshape(-1).to(torch.float64) for n in names]
-        eligible = [torch.ones_like(f, dtype=torch.bool) if within is None
+        eligible = [torch.ones_like(f, dtype=torch.bool) if within is None or n not in within
                     else within[n].reshape(-1).to(device=f.device, dtype=torch.bool) for n, f in zip(names, flat)]
         sizes = [f.numel() for f in flat]
         total = sum(sizes)

@@ -232,8 +232,8 @@ def test_grasp_paper_budget_experiment_ranks_biases_with_weights(seed, trimmed):
     sizes, density = [2, 5, 5, 3], 0.3
     exp = _paper_budget_grasp()(rounds=1, epochs=0, temperature=7.0)
     mask = exp.prune(tiny_problem(sizes, density=density, n=5, seed=seed))
-    problem = tiny_problem(sizes, density=density, n=5, seed=seed)  # same samples as prune drew
-    scores = exp.score(problem, {n: torch.ones_like(p, dtype=torch.bool) for n, p in exp.ranked(problem.model)})
+    problem = tiny_problem(sizes, density=density, n=5, seed=seed)  # draws the same samples as prune
+    scores = exp.inner.score(problem, Mask.ones(problem.model))
     assert set(mask) == set(scores) and sum(n.endswith(".bias") for n in mask) == len(sizes) - 1
     joint = Mask.top_k(scores, density)
     assert sum(int(joint[n].sum()) for n in scores) == budget(density, sum(s.numel() for s in scores.values()))
@@ -245,9 +245,10 @@ def test_grasp_paper_budget_experiment_ranks_biases_with_weights(seed, trimmed):
             assert torch.equal(mask[n], joint[n]), n
         else:
             assert not (mask[n] & ~joint[n]).any(), n  # trimming only drops
-    if trimmed:
-        kept = torch.cat([scores[n][mask[n]] for n in weights])
-        dropped = torch.cat([scores[n][joint[n] & ~mask[n]] for n in weights])
+    if trimmed:  # by the scores on the final mask, the next draw of the problem's generator
+        final = exp.inner.score(problem, joint)
+        kept = torch.cat([final[n][mask[n]] for n in weights])
+        dropped = torch.cat([final[n][joint[n] & ~mask[n]] for n in weights])
         assert sum(int(mask[n].sum()) for n in weights) == allowed
         assert kept.min() >= dropped.max()
 

@@ -84,3 +84,9 @@ def test_float_and_int_masks_of_zeros_and_ones_are_accepted():
                 "layers.1.weight": torch.tensor([[0, 1, 0]])})
     out = validate_mask(m, SHAPES, BIASES, 1.0)
     assert out["layers.0.weight"].dtype == torch.bool and int(out["layers.1.weight"].sum()) == 1
+
+
+def test_top_k_within_leaves_unnamed_tensors_eligible():
+    scores = {"w": torch.tensor([3.0, 2.0, 1.0]), "b": torch.tensor([2.5, 0.5])}
+    m = Mask.top_k(scores, 3 / 5, within={"w": torch.tensor([False, True, True])})
+    assert m["w"].tolist() == [False, True, True] and m["b"].tolist() == [True, False]
