@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -97,7 +99,7 @@ def resolve(ref: str) -> PrunerSpec:
     if not path_part.endswith(".py") and not Path(path_part).exists():
         cls = BASELINES.get(ref)
         check_name(cls.name, f"baseline {cls.__name__}")
-        return PrunerSpec(ref, None, cls.__name__, cls.name, _sha256_of(inspect.getsourcefile(cls)))
+        return PrunerSpec(ref, None, cls.__name__, cls.name, source_sha256(inspect.getsourcefile(cls)))
     path = Path(path_part)
     if not path.is_file():
         raise ParameterError("pruner", f"no such file {path_part}")
@@ -119,13 +121,118 @@ def resolve(ref: str) -> PrunerSpec:
     if not cls.name:
         raise PrunerError(f"{path}:{cls.__name__} has no `name` (set name = \"my-pruner\" on the class)")
     check_name(cls.name, f"{path}:{cls.__name__}")
-    return PrunerSpec(ref, str(path.resolve()), cls.__name__, cls.name, _sha256_of(str(path)))
+    return PrunerSpec(ref, str(path.resolve()), cls.__name__, cls.name, source_sha256(str(path)))
 
 
-def _sha256_of(path: str | None) -> str:
+# --- the source hash ----------------------------------------------------------------------
+
+
+def source_sha256(path: str | None) -> str:
+    """The recorded `pruner_source_sha256`: what runs when the pruner file at `path` runs.
+
+    Hashes the file with every module it imports from the submission side (source_files). A
+    pruner of one file hashes as the sha256 of its bytes, as records always held; with helper
+    modules, the sha256 of every file's relative name, length and bytes in the order of the
+    names. "" when there is no path or the file cannot be read (the sandbox's re-check then
+    fails the run rather than running changed code).
+    """
     if not path:
         return ""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    try:
+        files = source_files(path)
+        if len(files) == 1:
+            return hashlib.sha256(files[0][1].read_bytes()).hexdigest()
+        h = hashlib.sha256(b"plantbench source files v1\n")
+        for name, file in files:
+            data = file.read_bytes()
+            h.update(f"{name}\n{len(data)}\n".encode() + data + b"\n")
+        return h.hexdigest()
+    except OSError:
+        return ""
+
+
+def source_files(path: str | Path) -> list[tuple[str, Path]]:
+    """The pruner file and every file it imports from the submission side, transitively, as
+    (name relative to the pruner's folder, path) sorted by name.
+
+    The submission side is the pruner's folder tree and the repository's baselines package:
+    `import helper` and `from pkg.mod import x` resolve against the pruner's folder (with each
+    package's __init__.py), relative imports against the importing file's package, and
+    `plantbench.baselines.X` or `baselines.X` against the baselines folder. The standard library,
+    installed packages and plantbench itself are left out. Imports are found with `ast`: nothing
+    is executed. A file that does not parse is hashed for its bytes alone.
+    """
+    pruner = Path(path).resolve()
+    base = pruner.parent
+    seen, todo = {pruner}, [pruner]
+    while todo:
+        current = todo.pop()
+        for found in _imported_files(current, base):
+            if found not in seen:
+                seen.add(found)
+                todo.append(found)
+    return sorted((_source_name(f, base), f) for f in seen)
+
+
+def _source_name(file: Path, base: Path) -> str:
+    """A file's name in the hash: under the baselines folder `baselines/...` wherever the pruner
+    is, else relative to the pruner's folder."""
+    baselines = _baselines_dir()
+    if baselines is not None and file.is_relative_to(baselines.resolve()):
+        return "baselines/" + file.relative_to(baselines.resolve()).as_posix()
+    return Path(os.path.relpath(file, base)).as_posix()
+
+
+def _imported_files(file: Path, base: Path) -> list[Path]:
+    """The submission-side files one file's import statements name."""
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except (SyntaxError, ValueError, OSError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found += _module_files(alias.name.split("."), file, base, 0)
+        elif isinstance(node, ast.ImportFrom):
+            parts = node.module.split(".") if node.module else []
+            found += _module_files(parts, file, base, node.level)
+            for alias in node.names:  # `from pkg import mod` imports the submodule pkg/mod.py
+                if alias.name != "*":
+                    found += _module_files([*parts, alias.name], file, base, node.level)
+    return found
+
+
+def _module_files(parts: list[str], file: Path, base: Path, level: int) -> list[Path]:
+    """The files importing module `parts` runs (each package's __init__.py, then the module)."""
+    if level:
+        root, names = file.parents[level - 1] if level <= len(file.parents) else None, parts
+    elif parts[:2] == ["plantbench", "baselines"]:
+        root, names = _baselines_dir(), parts[2:]
+    elif parts[:1] == ["baselines"]:
+        root, names = _baselines_dir(), parts[1:]
+    elif not parts or parts[0] == "plantbench" or parts[0] in sys.stdlib_module_names:
+        return []
+    else:
+        root, names = base, parts
+    if root is None:
+        return []
+    out = [root / "__init__.py"] if not names else []
+    for i in range(1, len(names) + 1):
+        stem = root.joinpath(*names[:i])
+        if (stem / "__init__.py").is_file():
+            out.append(stem / "__init__.py")
+        elif i == len(names):
+            out.append(stem.with_name(stem.name + ".py"))
+        elif not stem.is_dir():  # a namespace package has no __init__.py but is a folder
+            break
+    return [f.resolve() for f in out if f.is_file()]
+
+
+def _baselines_dir() -> Path | None:
+    """The folder of the baselines package (plantbench.baselines), found without importing it."""
+    spec = importlib.util.find_spec("plantbench.baselines")
+    return Path(spec.origin).parent if spec and spec.origin else None
 
 
 def parse_arg(text: str) -> tuple[str, object]:

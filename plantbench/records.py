@@ -1,7 +1,9 @@
 """The result record: one self-describing JSON line per run, with its mask packed in an .npz beside it.
 
 Schema version history (bump SCHEMA_VERSION with a line here on any change to the fields):
-  1: first release.
+  1: first release. Later, still 1: the optional field plantbench_version (the plantbench that
+     wrote the record, whose own code the pruner source hash leaves out); records without it
+     stay valid.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Field:
     name: str
     kind: type | tuple[type, ...]
     ok_only: bool = False  # carried by ok records only; failed records stop at `error`
+    optional: bool = False  # added after records were written without it: may be absent
 
 
 # The record's fields in the order make_record builds them (runs.jsonl sorts keys); documented
@@ -40,6 +43,7 @@ class Field:
 SCHEMA = (
     Field("schema", int), Field("run_id", str),
     Field("pruner", str), Field("pruner_args", dict), Field("pruner_source_sha256", str),
+    Field("plantbench_version", str, optional=True),
     Field("suite", str), Field("task", str), Field("depth", int), Field("widths", list),
     Field("ticket_density", float), Field("ticket_size", int), Field("metric", str),
     Field("protocol", dict), Field("device", str), Field("versions", dict),
@@ -76,6 +80,7 @@ def make_header(pruner: str, pruner_args: dict, source_sha256: str, suite: str, 
                 widths: list[int], ticket_size: int, ticket_density: float, protocol, device: str) -> dict:
     """The fields every run of a group shares, for make_record; task is a Task, protocol a Protocol."""
     return {"pruner": pruner, "pruner_args": pruner_args, "pruner_source_sha256": source_sha256,
+            "plantbench_version": __version__,
             "suite": suite, "task": task.id, "depth": depth, "widths": list(widths),
             "ticket_density": ticket_density, "ticket_size": ticket_size, "metric": task.metric.name,
             "protocol": protocol.to_dict(), "device": device, "versions": versions()}
@@ -88,6 +93,7 @@ def make_record(header: dict, run_id: str, seed: int, density_target: float, cre
     """One run's record, its keys in SCHEMA order.
 
     header: the fields shared by a group's runs (pruner, pruner_args, pruner_source_sha256,
+    plantbench_version (optional),
     suite, task, depth, widths, ticket_density, ticket_size, metric, protocol, device,
     versions). A failed run passes `error`; an ok run passes `judged` (the judge's scores of
     its mask), its seed's `references`, `timings`, `mask_file` and the task's `metric`, which
@@ -104,7 +110,7 @@ def make_record(header: dict, run_id: str, seed: int, density_target: float, cre
                       normalized_strong=metric.normalise(judged["strong"], chance, ticket),
                       normalized_weak=metric.normalise(judged["weak"], chance, ticket))
     ok = error is None
-    rec = {f.name: values.pop(f.name) for f in SCHEMA if ok or not f.ok_only}
+    rec = {f.name: values.pop(f.name) for f in SCHEMA if (ok or not f.ok_only) and (f.name in values or not f.optional)}
     if values:
         raise ValueError(f"make_record: {', '.join(sorted(values))} not in the schema")
     return rec
@@ -123,7 +129,7 @@ def validate_record(rec: dict, where: str) -> None:
     if rec.get("status") not in ("ok", "failed"):
         raise RecordError(f"{where}: run {run}: status must be 'ok' or 'failed', got {repr(rec.get('status'))[:40]}")
     ok = rec["status"] == "ok"
-    for name, kind in ((f.name, f.kind) for f in SCHEMA if ok or not f.ok_only):
+    for name, kind in ((f.name, f.kind) for f in SCHEMA if (ok or not f.ok_only) and (f.name in rec or not f.optional)):
         if name not in rec:
             raise RecordError(f"{where}: run {run}: missing field {name!r}")
         value = _float(rec[name]) if kind is float else rec[name]
@@ -185,7 +191,8 @@ class ResultStore:
         return read_jsonl(self.runs_path)
 
     def finished(self) -> dict[str, dict]:
-        """run_id -> the latest successful record; failed runs are not finished and run again."""
+        """run_id -> the latest successful record; failed runs are not finished and run again, nor
+        is a torn last line (a write cut short: read_jsonl reports it and never returns it)."""
         done = {}
         for rec in self.records()[0]:
             if rec.get("status") == "ok":

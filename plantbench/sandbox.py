@@ -296,13 +296,13 @@ def _restore(state: dict, threads: int) -> None:
 
 def _call(request: dict) -> tuple[dict, bytes]:
     """Run one request; every fault, SystemExit and KeyboardInterrupt included, is a reply."""
-    from .loading import instantiate
+    from .loading import instantiate, source_sha256
     from .runner import error_text
     from .seek import problem_from_payload, seek
 
     try:
         spec = request["pruner"]
-        if spec.path is not None and _sha256(spec.path) != spec.source_sha256:
+        if spec.path is not None and source_sha256(spec.path) != spec.source_sha256:
             return {"ok": False, "error": f"{spec.path} changed during the sweep; restore it and run again"}, b""
         problem = problem_from_payload(request["problem"])
         result = seek(instantiate(spec.load(), request["args"]), problem)
@@ -311,15 +311,6 @@ def _call(request: dict) -> tuple[dict, bytes]:
     keys = list(result.mask)
     blob = b"".join(np.packbits(result.mask[k].numpy().reshape(-1)).tobytes() for k in keys)
     return {"ok": True, "keys": keys, "seconds": result.seconds, "epochs": result.epochs}, blob
-
-
-def _sha256(path: str) -> str:
-    import hashlib
-
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return ""
 
 
 def main(argv: list[str]) -> None:

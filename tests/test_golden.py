@@ -58,7 +58,7 @@ COMMON = ["--device", "cpu", "--jobs", "1", "--quiet"]
 
 # Left out of the stored records: when, where and with what the run was made, and the hash of the
 # pruner's source text, which any edit of the file changes (a comment included).
-VOLATILE = ("created", "timings", "versions", "device", "pruner_source_sha256")
+VOLATILE = ("created", "timings", "versions", "plantbench_version", "device", "pruner_source_sha256")
 METRIC_FIELDS = ("strong", "weak")  # and every value in "references"
 NORMALISED_FIELDS = ("normalized_strong", "normalized_weak")
 MSE_REL = 1e-4

@@ -232,7 +232,7 @@ def test_records_follow_the_schema_order_and_make_record_owns_it(built):
 
     rec = load(built)[0]
     assert sorted(rec) == sorted(f.name for f in SCHEMA)  # the keys run writes (the file sorts them)
-    header = {k: rec[k] for k in ("pruner", "pruner_args", "pruner_source_sha256", "suite", "task", "depth",
+    header = {k: rec[k] for k in ("pruner", "pruner_args", "pruner_source_sha256", "plantbench_version", "suite", "task", "depth",
                                   "widths", "ticket_density", "ticket_size", "metric", "protocol", "device",
                                   "versions")}
     args = (header, rec["run_id"], rec["seed"], rec["density_target"], rec["created"])
