@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import numpy as np
 from .errors import PlantbenchError
 
 _UMASK_LOCK = threading.Lock()
+TORN_SUFFIX = ".torn"  # set_aside_torn_line keeps cut-off fragments beside the file, in FILE.torn
 
 
 def file_mode() -> int:
@@ -63,24 +65,92 @@ def atomic_savez(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def append_jsonl(path: str | Path, records: list[dict]) -> None:
-    """Append whole lines and fsync; an earlier line is never touched. ValueError, before anything
-    is written, for a record that standard JSON cannot hold (NaN, Infinity)."""
+    """Append whole lines and fsync; an earlier complete line is never touched. ValueError, before
+    anything is written, for a record that standard JSON cannot hold (NaN, Infinity).
+
+    A file that does not end in a newline ends in a torn line (a write cut short): its fragment
+    is first moved aside (see set_aside_torn_line), so the new lines start on a line of their own
+    and no complete record is lost."""
     if not records:
         return
     data = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records).encode()
+    set_aside_torn_line(path)
     with open(path, "ab") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
+def torn_path(path: str | Path) -> Path:
+    """Where set_aside_torn_line keeps the fragments cut from `path`: `path` + ".torn"."""
+    path = Path(path)
+    return path.with_name(path.name + TORN_SUFFIX)
+
+
+def set_aside_torn_line(path: str | Path) -> int:
+    """Move a torn last line (bytes after the last newline) to torn_path(path), then cut it off.
+
+    The fragment is appended (with a newline) and fsynced there before the file is truncated to
+    its last complete line, so a crash in between at worst leaves the fragment in both places.
+    Says so once on stderr, naming both files. Returns the fragment's length (0: nothing torn).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return 0
+            keep = _last_line_end(f, size)
+            f.seek(keep)
+            fragment = f.read()
+    except FileNotFoundError:
+        return 0
+    aside = torn_path(path)
+    with open(aside, "ab") as f:
+        f.write(fragment + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    print(f"plantbench: warning: {path} ended in a torn line ({len(fragment)} bytes without a newline, a write "
+          f"cut short); moved it to {aside}", file=sys.stderr)
+    return len(fragment)
+
+
+def _last_line_end(f, size: int, block: int = 1 << 16) -> int:
+    """The offset just past the file's last newline (0 if it has none), read backwards in blocks."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        f.seek(start)
+        at = f.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
 def read_jsonl(path: str | Path) -> tuple[list[dict], list[str]]:
-    """All complete records, and a message for each line that does not parse."""
+    """All complete records, and a message for each line that does not parse. A last line
+    without its newline is torn (its write was cut short): reported, never returned as a record,
+    even when what was written of it parses."""
     records, problems = [], []
     path = Path(path)
     if not path.exists():
         return records, problems
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    text = path.read_text()
+    lines = text.splitlines()
+    torn = bool(text) and not text.endswith("\n")
+    for i, line in enumerate(lines, start=1):
+        if torn and i == len(lines):
+            problems.append(f"{path}:{i}: torn line (no newline at the end: a write cut short); its run is "
+                            "not finished")
+            break
         if not line.strip():
             continue
         try:
