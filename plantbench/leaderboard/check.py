@@ -24,10 +24,12 @@ committed `paper` leaderboard:
     equal Metric.normalise of the record's own values within 1e-9.
   * weak, references.ticket_weak and references.dense_weak are retrained under the suite's
     protocol, each mask with its own batch order (seeded by its run id, as when it was judged).
-    With the torch version that wrote the record they must agree within WEAK_RTOL = 1e-6
-    relative; retraining in check's batches (other batch mates and sizes than the sweep's, which
-    the batched matrix products round differently) reproduced them within 3.4e-7 relative on a
-    `quick` leaderboard of 48 records (docs/experiments/weak_reproduction.py). With another torch version (or build: a CUDA build's version string is
+    With the torch version that wrote the record they must agree within WEAK_RTOL = 1e-4
+    relative. Retraining in check's batches (other batch mates and sizes than the sweep's, which
+    the batched matrix products round differently) is not bit-exact: it reproduced a `quick`
+    leaderboard of 48 records within 3.4e-7 relative (1 epoch), and on the `paper` suite (10
+    epochs; relu, seed 0) most weak values within 1e-6 to 7e-5 relative, the rounding grown by
+    training (docs/experiments/weak_reproduction.py). 1e-4 moves a normalised score by < 2e-5. With another torch version (or build: a CUDA build's version string is
     not the CPU build's) their normalised values must agree within WEAK_NORM_TOL = 0.1: the last
     change of the optimiser code, equal within float rounding, moved the dense ReLU host's
     normalised weak score by up to 0.065. A maintainer re-checks such a record with the torch
