@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import compact as compaction
 from .network import stacked_forward
 from .plant import PlantedNetwork
 from .seeding import stable_int
@@ -256,8 +257,14 @@ def overlap(wmasks: list[torch.Tensor], tickets: list[torch.Tensor], neuron_maps
 
 
 def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset], entries: list[Entry],
-          protocol: Protocol, device: torch.device | str = "cpu", train: bool = True) -> list[dict]:
-    """Score every entry; one stacked evaluation and one lockstep training for all of them.
+          protocol: Protocol, device: torch.device | str = "cpu", train: bool = True,
+          compact: bool = True) -> list[dict]:
+    """Score every entry; stacked evaluations and lockstep trainings, batched by host shape.
+
+    With `compact` (the default) each network whose live neurons fit in at most half the host's
+    width is judged on those alone (plantbench.compact, where the argument that this is exact
+    is written out); compact=False judges every network on the whole host. The two agree within
+    float rounding.
 
     Returns one dict per entry with strong, weak (None when train=False), density,
     bias_density, effective_density, collapsed_layers, recall, precision, f1, layer_recall,
@@ -270,30 +277,31 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
     depth = len(entries[0].weights)
     seeds = sorted({e.seed for e in entries})
     nets = {s: nets[s].to(device) for s in seeds}
-    pos = {s: i for i, s in enumerate(seeds)}
-    which = torch.tensor([pos[e.seed] for e in entries], device=device)
-    stack = lambda ts: torch.stack(ts).to(device)[which]  # noqa: E731  per seed -> per entry
-
-    W = [stack([nets[s].weights[l] for s in seeds]) for l in range(depth)]
-    B = [stack([nets[s].biases[l] for s in seeds]) for l in range(depth)]
-    T = [stack([nets[s].ticket_weights[l] for s in seeds]) for l in range(depth)]
     M = [torch.stack([e.weights[l] for e in entries]).to(device) for l in range(depth)]
-    MB = [torch.stack([e.biases[l] if e.biases is not None else torch.ones(W[l].shape[1], dtype=torch.bool)
+    MB = [torch.stack([e.biases[l] if e.biases is not None else torch.ones(M[l].shape[1], dtype=torch.bool)
                        for e in entries]).to(device) for l in range(depth)]
     ds = {s: data[s].to(device) for s in seeds}
-    x_tr, y_tr = stack([ds[s].x_train for s in seeds]), stack([ds[s].y_train for s in seeds])
-    x_te, y_te = stack([ds[s].x_test for s in seeds]), stack([ds[s].y_test for s in seeds])
-
-    masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
-    strong = metric_of(task, masked(W, M), masked(B, MB), x_tr, y_tr, x_te, y_te)
+    widths = nets[seeds[0]].widths
+    live = compaction.live_neurons(M, MB) if compact else []
+    batches = compaction.plan(live, widths, len(entries)) if compact else [(None, list(range(len(entries))))]
+    strong = torch.empty(len(entries), dtype=torch.float64)
     weak = [None] * len(entries)
-    if train:
-        gens = [torch.Generator().manual_seed(int(e.batch_seed)) for e in entries]
-        Wt, Bt = train_stacked(W, B, M, MB, x_tr, y_tr, task.kind, protocol, gens)
-        weak = metric_of(task, masked(Wt, M), masked(Bt, MB), x_tr, y_tr, x_te, y_te).tolist()
+    for width, idx in batches:
+        W, B, Mi, MBi = _parameters(nets, entries, idx, M, MB, live, width, device)
+        x_tr, y_tr, x_te, y_te = (torch.stack([getattr(ds[entries[k].seed], split) for k in idx])
+                                  for split in ("x_train", "y_train", "x_test", "y_test"))
+        masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
+        strong[idx] = metric_of(task, masked(W, Mi), masked(B, MBi), x_tr, y_tr, x_te, y_te).cpu()
+        if train:
+            gens = [torch.Generator().manual_seed(int(entries[k].batch_seed)) for k in idx]
+            Wt, Bt = train_stacked(W, B, Mi, MBi, x_tr, y_tr, task.kind, protocol, gens)
+            for k, v in zip(idx, metric_of(task, masked(Wt, Mi), masked(Bt, MBi), x_tr, y_tr, x_te, y_te).tolist()):
+                weak[k] = v
+        del W, B, Mi, MBi
 
     result = structure(M)
-    result.update(overlap(M, T, [nets[e.seed].neuron_map for e in entries]))
+    result.update(overlap(M, [torch.stack([nets[e.seed].ticket_weights[l] for e in entries]) for l in range(depth)],
+                          [nets[e.seed].neuron_map for e in entries]))
     n_bias = sum(b.shape[1] for b in MB)
     result["bias_density"] = (sum(b.sum(1) for b in MB).double() / n_bias).tolist()
     result["strong"] = strong.tolist()
@@ -301,6 +309,24 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
     seconds = (time.perf_counter() - start) / len(entries)
     keys = list(result)
     return [{**{k: result[k][i] for k in keys}, "judge_seconds": seconds} for i in range(len(entries))]
+
+
+def _parameters(nets, entries, idx, M, MB, live, width, device):
+    """The stacked host parameters and masks of entries[idx]: whole hosts (width None), or each
+    network cut down to its live neurons and padded to `width` (plantbench.compact)."""
+    depth = len(M)
+    if width is None:
+        seeds = sorted({entries[k].seed for k in idx})
+        pos = {s: i for i, s in enumerate(seeds)}
+        which = torch.tensor([pos[entries[k].seed] for k in idx], device=device)
+        stack = lambda ts: torch.stack(ts).to(device)[which]  # noqa: E731  per seed -> per entry
+        W = [stack([nets[s].weights[l] for s in seeds]) for l in range(depth)]
+        B = [stack([nets[s].biases[l] for s in seeds]) for l in range(depth)]
+        return W, B, [m[idx] for m in M], [m[idx] for m in MB]
+    parts = [compaction.compact_layers(nets[entries[k].seed].weights, nets[entries[k].seed].biases,
+                                       [m[k] for m in M], [m[k] for m in MB], [m[k] for m in live], width)
+             for k in idx]
+    return tuple([torch.stack([p[j][l] for p in parts]) for l in range(depth)] for j in range(4))
 
 
 # --- judging with the references ------------------------------------------------------------
