@@ -367,28 +367,38 @@ REFERENCE_MASKS = ("planted-ticket", "dense-host")  # the order reference_entrie
 def judge_with_references(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
                           entries: list[Entry], protocol: Protocol, device: torch.device | str = "cpu",
                           train: bool = True, chunk: int | None = None,
-                          seeds: list[int] | None = None) -> Judged:
+                          seeds: list[int] | None = None, cache=None) -> Judged:
     """Judge the entries in one batch with each seed's planted ticket and dense host.
 
     chunk: at most this many networks (entries and references) per judge call, to bound memory;
     None judges all at once. seeds: whose references to judge; default the entries' seeds.
+    cache: a plantbench.refcache.ReferenceCache; a seed whose references it holds is not
+    judged again, and the ones judged are stored in it. None computes every reference.
     A network's scores never depend on its batch mates (the judge's rule), so the references
     are the same whichever entries they are judged with.
     """
     seeds = sorted(set(seeds) if seeds is not None else {e.seed for e in entries})
+    facts = {s: cache.facts(task.id, nets[s].widths, s, protocol, train, device) for s in seeds} if cache else {}
+    stored = {s: cache.get(facts[s]) for s in seeds} if cache else {}
+    todo = [s for s in seeds if stored.get(s) is None]
     batch = list(entries)
-    for s in seeds:
+    for s in todo:
         batch += reference_entries(task, nets[s], s)
     step = chunk or max(1, len(batch))
     scores = []
     for start in range(0, len(batch), step):
         scores += judge(task, nets, data, batch[start:start + step], protocol, device, train=train)
     references, reference_scores = {}, {}
-    for k, s in enumerate(seeds):
+    for k, s in enumerate(todo):
         ticket, dense = scores[len(entries) + 2 * k], scores[len(entries) + 2 * k + 1]
         d = data[s]
         reference_scores[s] = dict(zip(REFERENCE_MASKS, (ticket, dense)))
         references[s] = {"ticket_strong": ticket["strong"], "ticket_weak": ticket["weak"],
                          "dense_strong": dense["strong"], "dense_weak": dense["weak"],
                          "chance": task.chance(d.y_train, d.y_test)}
-    return Judged(scores[:len(entries)], references, reference_scores)
+        if cache:
+            cache.put(facts[s], references[s], reference_scores[s])
+    for s in seeds:
+        if stored.get(s) is not None:
+            references[s], reference_scores[s] = stored[s]
+    return Judged(scores[:len(entries)], {s: references[s] for s in seeds}, {s: reference_scores[s] for s in seeds})
