@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import torch
 
-#: A network is compacted when its padded width is at most this fraction of the host's width;
-#: above it the gather and a second lockstep loop cost more than the zeros they save (measured
-#: on 2 CPU cores at widths 100 and 1,000: docs/performance.md).
+#: A network is compacted when its padded width is at most this fraction of the host's width:
+#: the matrix products then shrink at least fourfold, which outweighs the gather and the extra
+#: lockstep loop of a second batch (docs/performance.md, "How cost grows").
 COMPACT_FRACTION = 0.5
 #: The smallest padded width; padded widths are 8, 12, 16, 24, 32, 48, ... (at most 1.5x the
 #: live width), so that networks of similar sizes share a stacked batch.

@@ -2,9 +2,10 @@
 
 All networks of one task and architecture are judged together: their parameters and masks are
 stacked along a leading axis K, so one batched pass (and one lockstep training) serves every
-density, seed and reference. `judge_with_references` is that batch as `plantbench run` and
-`plantbench leaderboard check` both use it: the runs' masks plus each seed's planted ticket and
-dense host, which give the references every record is normalised by.
+density, seed and reference; a network with few live neurons is stacked with others of its
+compacted size instead (plantbench.compact). `judge_with_references` is that batch as
+`plantbench run` and `plantbench leaderboard check` both use it: the runs' masks plus each
+seed's planted ticket and dense host, which give the references every record is normalised by.
 """
 
 from __future__ import annotations
