@@ -213,14 +213,19 @@ def reachable(wmasks: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torc
     return fwd, bwd
 
 
+def _count(m: torch.Tensor) -> torch.Tensor:
+    """Kept entries per network of a bool [K, ...] mask (count_nonzero: far faster than a bool sum)."""
+    return torch.count_nonzero(m.flatten(1), dim=1)
+
+
 def structure(wmasks: list[torch.Tensor]) -> dict:
     """Density, effective density (weights on an input-to-output path) and collapsed layers; per K."""
     fwd, bwd = reachable(wmasks)
     total = sum(m[0].numel() for m in wmasks)
-    kept = sum(m.flatten(1).sum(1) for m in wmasks)
-    effective = sum((m & bwd[l + 1].unsqueeze(-1) & fwd[l].unsqueeze(1)).flatten(1).sum(1)
+    kept = sum(_count(m) for m in wmasks)
+    effective = sum(_count(m & bwd[l + 1].unsqueeze(-1) & fwd[l].unsqueeze(1))
                     for l, m in enumerate(wmasks))
-    per_layer = torch.stack([m.flatten(1).sum(1) for m in wmasks], 1)  # [K, L]
+    per_layer = torch.stack([_count(m) for m in wmasks], 1)  # [K, L]
     return {"density": (kept.double() / total).tolist(),
             "effective_density": (effective.double() / total).tolist(),
             "collapsed_layers": [[l for l in range(per_layer.shape[1]) if row[l] == 0] for row in per_layer.tolist()]}
@@ -233,9 +238,9 @@ def overlap(wmasks: list[torch.Tensor], tickets: list[torch.Tensor], neuron_maps
         wmasks, tickets: per layer bool [K, out, in].
         neuron_maps: per K, per hidden layer, the host indices of the ticket's neurons.
     """
-    hit_l = torch.stack([(m & t).flatten(1).sum(1) for m, t in zip(wmasks, tickets)], 1).double()
-    tic_l = torch.stack([t.flatten(1).sum(1) for t in tickets], 1).double()
-    kept = sum(m.flatten(1).sum(1) for m in wmasks).double()
+    hit_l = torch.stack([_count(m & t) for m, t in zip(wmasks, tickets)], 1).double()
+    tic_l = torch.stack([_count(t) for t in tickets], 1).double()
+    kept = sum(_count(m) for m in wmasks).double()
     hit, tic = hit_l.sum(1), tic_l.sum(1)
     recall = hit / tic
     precision = torch.where(kept > 0, hit / kept.clamp_min(1), torch.zeros_like(kept))
