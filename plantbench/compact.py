@@ -3,8 +3,8 @@
 A sparse mask often leaves hidden neurons that cannot matter. The judge trains and evaluates
 such a network on its live neurons alone: each hidden layer is cut down to the neurons that
 can change an output, gathered in their original order and padded with inert neurons to a
-width that depends on the network alone (so a network's scores never depend on its batch
-mates). Networks of equal padded widths are stacked and trained in lockstep, exactly as the
+width that depends on the network alone (so the shapes a network is computed in never depend
+on its batch mates). Networks of equal padded widths are stacked and trained in lockstep, exactly as the
 dense path stacks whole hosts.
 
 Why dropping a neuron is exact, for the evaluation and for the training of the rest
