@@ -104,6 +104,6 @@ def test_paper_sweep_end_to_end(benchmark, tmp_path):
     def run():
         out = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
         subprocess.run([sys.executable, "-m", "plantbench.cli", "run", "--pruner", "magnitude", "--suite", "paper",
-                        "--out", str(out), "--quiet"], check=True, capture_output=True)
+                        "--out", str(out), "--quiet", "--no-reference-cache"], check=True, capture_output=True)
 
     benchmark.pedantic(run, rounds=1, iterations=1)

@@ -228,6 +228,7 @@ SWEEP_FLAGS = {
     "executor": ("--executor", {"type": click.Choice(EXECUTORS)}),
     "scheduler": ("--scheduler", {"metavar": "ADDRESS"}),
     "run_timeout": ("--run-timeout", {"type": float, "metavar": "SECONDS"}),
+    "reference_cache": ("--reference-cache/--no-reference-cache", {}),
 }
 
 

@@ -49,6 +49,10 @@ class SweepConfig:
     run_timeout: float = field(
         default=3600.0, metadata=_help("Seconds one pruner call may take; a run past it is recorded as failed "
                                        "(its process is killed) and the sweep goes on."))
+    reference_cache: bool = field(
+        default=True, metadata=_help("Reuse the references (planted ticket, dense host) cached on disk by earlier "
+                                     "sweeps ($PLANTBENCH_CACHE/references, else ~/.cache/plantbench/references); "
+                                     "off, every sweep recomputes them."))
 
     def __post_init__(self):
         # Lists, a dict of arguments, a single name or None are accepted and stored as tuples,
@@ -90,6 +94,8 @@ class SweepConfig:
         if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 < t <= MAX_RUN_TIMEOUT:
             raise ParameterError("run_timeout", f"expected seconds in (0, {MAX_RUN_TIMEOUT:g}]", repr(t))
         self._check_places()
+        if not isinstance(self.reference_cache, bool):
+            raise ParameterError("reference_cache", "expected True or False", repr(self.reference_cache))
         return self
 
     def _check_args(self) -> None:

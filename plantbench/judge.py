@@ -2,9 +2,10 @@
 
 All networks of one task and architecture are judged together: their parameters and masks are
 stacked along a leading axis K, so one batched pass (and one lockstep training) serves every
-density, seed and reference. `judge_with_references` is that batch as `plantbench run` and
-`plantbench leaderboard check` both use it: the runs' masks plus each seed's planted ticket and
-dense host, which give the references every record is normalised by.
+density, seed and reference; a network with few live neurons is stacked with others of its
+compacted size instead (plantbench.compact). `judge_with_references` is that batch as
+`plantbench run` and `plantbench leaderboard check` both use it: the runs' masks plus each
+seed's planted ticket and dense host, which give the references every record is normalised by.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import compact as compaction
 from .network import stacked_forward
 from .plant import PlantedNetwork
 from .seeding import stable_int
@@ -211,14 +213,19 @@ def reachable(wmasks: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torc
     return fwd, bwd
 
 
+def _count(m: torch.Tensor) -> torch.Tensor:
+    """Kept entries per network of a bool [K, ...] mask (count_nonzero: far faster than a bool sum)."""
+    return torch.count_nonzero(m.flatten(1), dim=1)
+
+
 def structure(wmasks: list[torch.Tensor]) -> dict:
     """Density, effective density (weights on an input-to-output path) and collapsed layers; per K."""
     fwd, bwd = reachable(wmasks)
     total = sum(m[0].numel() for m in wmasks)
-    kept = sum(m.flatten(1).sum(1) for m in wmasks)
-    effective = sum((m & bwd[l + 1].unsqueeze(-1) & fwd[l].unsqueeze(1)).flatten(1).sum(1)
+    kept = sum(_count(m) for m in wmasks)
+    effective = sum(_count(m & bwd[l + 1].unsqueeze(-1) & fwd[l].unsqueeze(1))
                     for l, m in enumerate(wmasks))
-    per_layer = torch.stack([m.flatten(1).sum(1) for m in wmasks], 1)  # [K, L]
+    per_layer = torch.stack([_count(m) for m in wmasks], 1)  # [K, L]
     return {"density": (kept.double() / total).tolist(),
             "effective_density": (effective.double() / total).tolist(),
             "collapsed_layers": [[l for l in range(per_layer.shape[1]) if row[l] == 0] for row in per_layer.tolist()]}
@@ -231,9 +238,9 @@ def overlap(wmasks: list[torch.Tensor], tickets: list[torch.Tensor], neuron_maps
         wmasks, tickets: per layer bool [K, out, in].
         neuron_maps: per K, per hidden layer, the host indices of the ticket's neurons.
     """
-    hit_l = torch.stack([(m & t).flatten(1).sum(1) for m, t in zip(wmasks, tickets)], 1).double()
-    tic_l = torch.stack([t.flatten(1).sum(1) for t in tickets], 1).double()
-    kept = sum(m.flatten(1).sum(1) for m in wmasks).double()
+    hit_l = torch.stack([_count(m & t) for m, t in zip(wmasks, tickets)], 1).double()
+    tic_l = torch.stack([_count(t) for t in tickets], 1).double()
+    kept = sum(_count(m) for m in wmasks).double()
     hit, tic = hit_l.sum(1), tic_l.sum(1)
     recall = hit / tic
     precision = torch.where(kept > 0, hit / kept.clamp_min(1), torch.zeros_like(kept))
@@ -256,8 +263,14 @@ def overlap(wmasks: list[torch.Tensor], tickets: list[torch.Tensor], neuron_maps
 
 
 def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset], entries: list[Entry],
-          protocol: Protocol, device: torch.device | str = "cpu", train: bool = True) -> list[dict]:
-    """Score every entry; one stacked evaluation and one lockstep training for all of them.
+          protocol: Protocol, device: torch.device | str = "cpu", train: bool = True,
+          compact: bool = True) -> list[dict]:
+    """Score every entry; stacked evaluations and lockstep trainings, batched by host shape.
+
+    With `compact` (the default) each network whose live neurons fit in at most half the host's
+    width is judged on those alone (plantbench.compact, where the argument that this is exact
+    is written out); compact=False judges every network on the whole host. The two agree within
+    float rounding.
 
     Returns one dict per entry with strong, weak (None when train=False), density,
     bias_density, effective_density, collapsed_layers, recall, precision, f1, layer_recall,
@@ -270,30 +283,31 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
     depth = len(entries[0].weights)
     seeds = sorted({e.seed for e in entries})
     nets = {s: nets[s].to(device) for s in seeds}
-    pos = {s: i for i, s in enumerate(seeds)}
-    which = torch.tensor([pos[e.seed] for e in entries], device=device)
-    stack = lambda ts: torch.stack(ts).to(device)[which]  # noqa: E731  per seed -> per entry
-
-    W = [stack([nets[s].weights[l] for s in seeds]) for l in range(depth)]
-    B = [stack([nets[s].biases[l] for s in seeds]) for l in range(depth)]
-    T = [stack([nets[s].ticket_weights[l] for s in seeds]) for l in range(depth)]
     M = [torch.stack([e.weights[l] for e in entries]).to(device) for l in range(depth)]
-    MB = [torch.stack([e.biases[l] if e.biases is not None else torch.ones(W[l].shape[1], dtype=torch.bool)
+    MB = [torch.stack([e.biases[l] if e.biases is not None else torch.ones(M[l].shape[1], dtype=torch.bool)
                        for e in entries]).to(device) for l in range(depth)]
     ds = {s: data[s].to(device) for s in seeds}
-    x_tr, y_tr = stack([ds[s].x_train for s in seeds]), stack([ds[s].y_train for s in seeds])
-    x_te, y_te = stack([ds[s].x_test for s in seeds]), stack([ds[s].y_test for s in seeds])
-
-    masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
-    strong = metric_of(task, masked(W, M), masked(B, MB), x_tr, y_tr, x_te, y_te)
+    widths = nets[seeds[0]].widths
+    live = compaction.live_neurons(M, MB) if compact else []
+    batches = compaction.plan(live, widths, len(entries)) if compact else [(None, list(range(len(entries))))]
+    strong = torch.empty(len(entries), dtype=torch.float64)
     weak = [None] * len(entries)
-    if train:
-        gens = [torch.Generator().manual_seed(int(e.batch_seed)) for e in entries]
-        Wt, Bt = train_stacked(W, B, M, MB, x_tr, y_tr, task.kind, protocol, gens)
-        weak = metric_of(task, masked(Wt, M), masked(Bt, MB), x_tr, y_tr, x_te, y_te).tolist()
+    for width, idx in batches:
+        W, B, Mi, MBi = _parameters(nets, entries, idx, M, MB, live, width, device)
+        x_tr, y_tr, x_te, y_te = (torch.stack([getattr(ds[entries[k].seed], split) for k in idx])
+                                  for split in ("x_train", "y_train", "x_test", "y_test"))
+        masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
+        strong[idx] = metric_of(task, masked(W, Mi), masked(B, MBi), x_tr, y_tr, x_te, y_te).cpu()
+        if train:
+            gens = [torch.Generator().manual_seed(int(entries[k].batch_seed)) for k in idx]
+            Wt, Bt = train_stacked(W, B, Mi, MBi, x_tr, y_tr, task.kind, protocol, gens)
+            for k, v in zip(idx, metric_of(task, masked(Wt, Mi), masked(Bt, MBi), x_tr, y_tr, x_te, y_te).tolist()):
+                weak[k] = v
+        del W, B, Mi, MBi
 
     result = structure(M)
-    result.update(overlap(M, T, [nets[e.seed].neuron_map for e in entries]))
+    result.update(overlap(M, [torch.stack([nets[e.seed].ticket_weights[l] for e in entries]) for l in range(depth)],
+                          [nets[e.seed].neuron_map for e in entries]))
     n_bias = sum(b.shape[1] for b in MB)
     result["bias_density"] = (sum(b.sum(1) for b in MB).double() / n_bias).tolist()
     result["strong"] = strong.tolist()
@@ -301,6 +315,24 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
     seconds = (time.perf_counter() - start) / len(entries)
     keys = list(result)
     return [{**{k: result[k][i] for k in keys}, "judge_seconds": seconds} for i in range(len(entries))]
+
+
+def _parameters(nets, entries, idx, M, MB, live, width, device):
+    """The stacked host parameters and masks of entries[idx]: whole hosts (width None), or each
+    network cut down to its live neurons and padded to `width` (plantbench.compact)."""
+    depth = len(M)
+    if width is None:
+        seeds = sorted({entries[k].seed for k in idx})
+        pos = {s: i for i, s in enumerate(seeds)}
+        which = torch.tensor([pos[entries[k].seed] for k in idx], device=device)
+        stack = lambda ts: torch.stack(ts).to(device)[which]  # noqa: E731  per seed -> per entry
+        W = [stack([nets[s].weights[l] for s in seeds]) for l in range(depth)]
+        B = [stack([nets[s].biases[l] for s in seeds]) for l in range(depth)]
+        return W, B, [m[idx] for m in M], [m[idx] for m in MB]
+    parts = [compaction.compact_layers(nets[entries[k].seed].weights, nets[entries[k].seed].biases,
+                                       [m[k] for m in M], [m[k] for m in MB], [m[k] for m in live], width)
+             for k in idx]
+    return tuple([torch.stack([p[j][l] for p in parts]) for l in range(depth)] for j in range(4))
 
 
 # --- judging with the references ------------------------------------------------------------
@@ -341,28 +373,38 @@ REFERENCE_MASKS = ("planted-ticket", "dense-host")  # the order reference_entrie
 def judge_with_references(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
                           entries: list[Entry], protocol: Protocol, device: torch.device | str = "cpu",
                           train: bool = True, chunk: int | None = None,
-                          seeds: list[int] | None = None) -> Judged:
+                          seeds: list[int] | None = None, cache=None) -> Judged:
     """Judge the entries in one batch with each seed's planted ticket and dense host.
 
     chunk: at most this many networks (entries and references) per judge call, to bound memory;
     None judges all at once. seeds: whose references to judge; default the entries' seeds.
+    cache: a plantbench.refcache.ReferenceCache; a seed whose references it holds is not
+    judged again, and the ones judged are stored in it. None computes every reference.
     A network's scores never depend on its batch mates (the judge's rule), so the references
     are the same whichever entries they are judged with.
     """
     seeds = sorted(set(seeds) if seeds is not None else {e.seed for e in entries})
+    facts = {s: cache.facts(task.id, nets[s].widths, s, protocol, train, device) for s in seeds} if cache else {}
+    stored = {s: cache.get(facts[s]) for s in seeds} if cache else {}
+    todo = [s for s in seeds if stored.get(s) is None]
     batch = list(entries)
-    for s in seeds:
+    for s in todo:
         batch += reference_entries(task, nets[s], s)
     step = chunk or max(1, len(batch))
     scores = []
     for start in range(0, len(batch), step):
         scores += judge(task, nets, data, batch[start:start + step], protocol, device, train=train)
     references, reference_scores = {}, {}
-    for k, s in enumerate(seeds):
+    for k, s in enumerate(todo):
         ticket, dense = scores[len(entries) + 2 * k], scores[len(entries) + 2 * k + 1]
         d = data[s]
         reference_scores[s] = dict(zip(REFERENCE_MASKS, (ticket, dense)))
         references[s] = {"ticket_strong": ticket["strong"], "ticket_weak": ticket["weak"],
                          "dense_strong": dense["strong"], "dense_weak": dense["weak"],
                          "chance": task.chance(d.y_train, d.y_test)}
-    return Judged(scores[:len(entries)], references, reference_scores)
+        if cache:
+            cache.put(facts[s], references[s], reference_scores[s])
+    for s in seeds:
+        if stored.get(s) is not None:
+            references[s], reference_scores[s] = stored[s]
+    return Judged(scores[:len(entries)], {s: references[s] for s in seeds}, {s: reference_scores[s] for s in seeds})

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import sandbox
+from . import refcache, sandbox
 from .config import SweepConfig
 from .errors import MaskError, ParameterError, PlantbenchError
-from .executor import execute, sigterm_as_interrupt
+from .executor import default_jobs, execute, sigterm_as_interrupt
 from .fileio import check_writable
 from .judge import Entry, judge_with_references
 from .loading import PrunerSpec, instantiate, resolve
@@ -59,6 +59,7 @@ class Group:
     device: str
     runs: tuple[RunSpec, ...]
     run_timeout: float = 3600.0
+    reference_cache: str | None = None  # the reference cache's folder; None computes every reference
 
     @property
     def args(self) -> dict:
@@ -99,6 +100,7 @@ def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu") -> list[G
     densities = tuple(config.densities) or None
     n_seeds = suite.seeds if config.seeds is None else config.seeds
     args = config.args
+    cache = str(refcache.default_folder()) if config.reference_cache else None
     groups, seen = [], set()
     for t in dict.fromkeys(config.tasks or suite.tasks):
         task = get_task(t)
@@ -111,8 +113,30 @@ def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu") -> list[G
                     seen.add(rid)
                     runs.append(RunSpec(rid, s, d))
         groups.append(Group(pruner, config.pruner_args, suite.id, t, suite.depth, widths, suite.protocol, device,
-                            tuple(runs), float(config.run_timeout)))
+                            tuple(runs), float(config.run_timeout), cache))
     return groups
+
+
+def balance(groups: list[Group], workers: int) -> list[Group]:
+    """Split each group into blocks of whole seeds so that the groups spread evenly over the workers.
+
+    The fewest blocks per group that make the number of groups a multiple of the workers (at
+    most `workers` blocks, at most one per seed): few blocks keep the judge's stacked batches
+    (and a pruner's whole-group batches) large. The paper suite's 3 tasks on 2 workers become 6
+    groups. A run's record does not depend on its group (the judge's rule), except the name of
+    the mask file it points to.
+    """
+    if workers <= 1 or not groups:
+        return list(groups)
+    blocks = workers // math.gcd(len(groups), workers)
+    out = []
+    for g in groups:
+        seeds = sorted({r.seed for r in g.runs})
+        n = min(blocks, len(seeds))
+        for part in np.array_split(np.array(seeds), n):
+            chosen = set(part.tolist())
+            out.append(dataclasses.replace(g, runs=tuple(r for r in g.runs if r.seed in chosen)))
+    return out
 
 
 def run_group(group: Group, on_run: Callable[[str], None] | None = None, interruptible: bool = False) -> GroupResult:
@@ -132,7 +156,8 @@ def run_group(group: Group, on_run: Callable[[str], None] | None = None, interru
     data = {s: task.dataset(s) for s in seeds}
     judged = [r for r in group.runs if r.run_id in seeked]
     entries = [Entry(r.seed, *seeked[r.run_id][1], stable_int(r.run_id)) for r in judged]
-    scores, refs, _ = judge_with_references(task, nets, data, entries, group.protocol, group.device)
+    cache = refcache.ReferenceCache(group.reference_cache) if group.reference_cache else None
+    scores, refs, _ = judge_with_references(task, nets, data, entries, group.protocol, group.device, cache=cache)
     scores = dict(zip((r.run_id for r in judged), scores))
 
     header = _header(group, task, nets[seeds[0]] if seeds else None)
@@ -272,6 +297,8 @@ def _sweep(config, spec, device, store, progress, on_plan) -> SweepResult:
     finished = store.finished()
     _check_source(spec, finished, store.root)
     groups, skipped, previous = _pending(plan(config, spec, device), finished, store)
+    if not config.scheduler:  # a --scheduler cluster's size is its own
+        groups = balance(groups, config.jobs or default_jobs())
     if on_plan:
         on_plan(sum(len(g.runs) for g in groups), skipped)
     result = SweepResult(store.root, skipped=skipped, previous=previous)

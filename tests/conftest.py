@@ -25,3 +25,9 @@ def tiny_problem(weights, biases, x, y, density=0.5, kind="regression", n_out=No
 @pytest.fixture
 def circle():
     return get_task("circle")
+
+
+@pytest.fixture(autouse=True)
+def _own_reference_cache(monkeypatch, tmp_path_factory):
+    """Each test its own, empty reference cache: none reads or fills the user's."""
+    monkeypatch.setenv("PLANTBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -78,7 +78,7 @@ def test_run_has_one_option_per_sweep_config_field_and_no_other():
     assert fields.keys() == SWEEP_FLAGS.keys() == options.keys() - cli_only
     for name, f in fields.items():
         assert f.metadata["help"] and options[name].help.startswith(f.metadata["help"]), name
-        assert options[name].opts[0] == SWEEP_FLAGS[name][0]
+        assert options[name].opts[0] == SWEEP_FLAGS[name][0].split("/")[0]  # --flag/--no-flag: the first
 
 
 @pytest.fixture
@@ -130,3 +130,8 @@ def test_a_bad_parameter_is_one_line_naming_the_flag(args, line, tmp_path, monke
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith(line), result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_reference_cache_flag_turns_the_cache_off(captured):
+    assert invoke("run", "--pruner", "magnitude", "--no-reference-cache").exit_code == 0
+    assert captured[-1] == SweepConfig("magnitude", reference_cache=False)

@@ -33,6 +33,7 @@ BAD = [
     ({"run_timeout": 0}, "run_timeout", "run_timeout 0: expected seconds in (0, 604800]"),
     ({"run_timeout": float("inf")}, "run_timeout", "run_timeout inf: expected seconds"),
     ({"run_timeout": "10"}, "run_timeout", "run_timeout '10': expected seconds"),
+    ({"reference_cache": "yes"}, "reference_cache", "reference_cache 'yes': expected True or False"),
     ({"executor": "slurm"}, "executor", "executor 'slurm': expected one of local, dask"),
     ({"scheduler": "tcp://h:1"}, "scheduler", "scheduler tcp://h:1: only the dask executor takes a scheduler"),
     ({"executor": "dask", "scheduler": 8786}, "scheduler", "scheduler 8786: expected an address"),
