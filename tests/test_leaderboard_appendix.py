@@ -100,3 +100,7 @@ def test_build_writes_the_cross_suite_plots(template, tmp_path):
     plot = tmp_path / "plots" / f"{DEPTH_STEM}.png"
     assert plot.is_file() and embedded_digest(plot) == spec_digest(plot_specs(aggregate(read_results(tmp_path)[0]))[DEPTH_STEM])
     assert f"plots/{DEPTH_STEM}.png" in (tmp_path / "README.md").read_text()
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert f'<img src="../plots/{DEPTH_STEM}.png"' in index and "paper@1 is the headline suite" in index
+    order = [index.index(f'data-suite="{s}"') for s in ("paper@1", "depth2@1", "depth9@1")]
+    assert order == sorted(order)

@@ -147,3 +147,19 @@ def draw_across(fig, spec: dict) -> None:
             seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=9, frameon=False)
     fig.suptitle(spec["title"], fontsize=10.5)
+
+
+def site_guide(board: Board, stems) -> list[str]:
+    """The site's counterpart of suite_guide: HTML ahead of the suites, none for a single suite."""
+    from html import escape
+
+    text = suite_guide(board, ())
+    if not text:
+        return []
+    html = [f'<section class="suites" id="suites"><h2>Suites</h2><p>{escape(text[2]).replace("`", "")}</p>']
+    for stem, what in ((DEPTH_STEM, "across depth"), (NOISE_STEM, "across label noise")):
+        if stem in stems:
+            html.append(f'<figure><a href="../{PLOTS_DIR}/{stem}.svg"><img src="../{PLOTS_DIR}/{stem}.png" '
+                        f'alt="Normalised weak score at the ticket\'s density {what}, per pruner" loading="lazy"></a>'
+                        f"<figcaption>Normalised weak score at the ticket's density {what}.</figcaption></figure>")
+    return [*html, "</section>"]
