@@ -8,6 +8,8 @@ suite has entries (plantbench.references.reference_group), writes the records an
 it took.
 
     python docs/experiments/appendix_references.py --suite depth2 --suite depth9 --suite noise --out refs
+
+With --untrained it only scores the untrained planted ticket (seconds) and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import math
 import time
 from pathlib import Path
 
+from plantbench.judge import metric_of
 from plantbench.metrics import format_metric
+from plantbench.plant import plant_task
 from plantbench.records import ResultStore
 from plantbench.references import reference_group
 from plantbench.suite import get_suite
@@ -51,13 +55,35 @@ def run(suite_name: str, out: Path) -> None:
               f"{summary([r['references']['chance'] for r in ticket], m)} | {seconds:.0f} |", flush=True)
 
 
+def untrained(suite_name: str) -> None:
+    """The untrained planted ticket alone (no training, so seconds, not minutes): its test metric
+    under the judge's readout, per task, mean ± std over the suite's seeds, and chance."""
+    suite = get_suite(suite_name)
+    print(f"\n{suite.id}: depth {suite.depth}, width {suite.width}, seeds 0..{suite.seeds - 1}")
+    print("| task | ticket weights | ticket density | metric | planted ticket, untrained | chance |")
+    print("|---|---:|---:|---|---:|---:|")
+    for tname in suite.tasks:
+        task, scores, chance = get_task(tname), [], []
+        for seed in range(suite.seeds):
+            net, d = plant_task(task, suite.depth, suite.widths, seed), task.dataset(seed)
+            weights = [(w * m)[None] for w, m in zip(net.weights, net.ticket_weights)]
+            biases = [(b * m)[None] for b, m in zip(net.biases, net.ticket_biases)]
+            scores.append(float(metric_of(task, weights, biases, d.x_train[None], d.y_train[None],
+                                          d.x_test[None], d.y_test[None])[0]))
+            chance.append(task.chance(d.y_train, d.y_test))
+        m = task.metric
+        print(f"| {task.id} | {net.ticket_size} | {net.ticket_density:.3g} | {m.name} | {summary(scores, m)} | "
+              f"{summary(chance, m)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", action="append", required=True, help="a registered suite; repeatable")
     parser.add_argument("--out", default="appendix-references", help="folder for the records and masks")
+    parser.add_argument("--untrained", action="store_true", help="only the untrained planted ticket; no records")
     args = parser.parse_args()
     for name in args.suite:
-        run(name, Path(args.out))
+        untrained(name) if args.untrained else run(name, Path(args.out))
 
 
 if __name__ == "__main__":
