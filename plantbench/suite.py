@@ -56,10 +56,29 @@ def ticket_density(task_name: str, depth: int, widths: list[int]) -> float:
     return target.n_weights / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+PAPER_TASKS = ("relu", "circle", "helix")
+PAPER_GRID = (0.5, 0.1, 0.05, 0.01)
+# Circle with exactly this fraction of labels moved to the next-closest class (tasks/circle_noise.py).
+NOISE_TASKS = ("circle-noise0", "circle-noise0.001", "circle-noise0.01", "circle-noise0.1")
+
+# wide's cost set its seeds: one run trains a 3-million-weight host for 10 epochs (2,820 Adam
+# steps of batch 32), measured with a plain PyTorch loop at 0.051 CPU-seconds a step on one core,
+# about 2.4 CPU-minutes a run. A magnitude sweep of 3 seeds (12 runs and 6 reference trainings)
+# is about 45 CPU-minutes, where the whole paper suite takes under 1; 5 seeds would be about 70.
+WIDE_DESCRIPTION = ("Circle at the paper's depth 6 (ours 5) in a width-1000 host (ticket density 4e-5); "
+                    "3 seeds: one run trains 3 million weights, about 2.4 CPU-minutes on one core")
+
 SUITES: Registry[Suite] = Registry("suite")
 for _suite in (
     Suite("paper", 1, "Plant 'n' Seek main protocol: depth 4 (the paper's 5), width 100, 5 seeds",
-          ("relu", "circle", "helix"), depth=4, width=100, densities=(0.5, 0.1, 0.05, 0.01), seeds=5),
+          PAPER_TASKS, depth=4, width=100, densities=PAPER_GRID, seeds=5),
+    Suite("depth2", 1, "the paper's appendix at its depth 3 (ours 2), width 100, 5 seeds",
+          PAPER_TASKS, depth=2, width=100, densities=PAPER_GRID, seeds=5),
+    Suite("depth9", 1, "the paper's appendix at its depth 10 (ours 9), width 100, 5 seeds",
+          PAPER_TASKS, depth=9, width=100, densities=PAPER_GRID, seeds=5),
+    Suite("wide", 1, WIDE_DESCRIPTION, ("circle",), depth=5, width=1000, densities=(0.1, 0.01, 0.001), seeds=3),
+    Suite("noise", 1, "Circle with 0 / 0.1% / 1% / 10% of labels moved to the next class; depth 4, width 100, 5 seeds",
+          NOISE_TASKS, depth=4, width=100, densities=PAPER_GRID, seeds=5),
     Suite("quick", 1, "seconds: a smoke test of every task (width 32, depth 3, 2 seeds, 1 epoch)",
           ("relu", "circle", "helix"), depth=3, width=32, densities=(0.1,), seeds=2, protocol=Protocol(epochs=1)),
 ):

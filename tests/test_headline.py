@@ -31,7 +31,9 @@ def random_mask(net, k, seed):
     return [mask[n] for n in names]
 
 
-@pytest.mark.parametrize("suite_name", SUITES.names())
+# wide's dense host (3 million weights) takes many minutes to train on a CPU; the anchoring that
+# this test checks is the same code whatever the host's width.
+@pytest.mark.parametrize("suite_name", [n for n in SUITES.names() if n != "wide"])
 def test_the_planted_tickets_mask_scores_one_on_every_task_and_a_random_mask_about_zero(suite_name):
     suite = SUITES.get(suite_name)
     for name in suite.tasks:

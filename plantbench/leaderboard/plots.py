@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import RecordError
 from ..paths import plot_stem
+from .appendix import appendix_specs, draw_across
 from .ranking import (
     Board,
     Entry,
@@ -66,6 +67,7 @@ def plot_specs(board: Board) -> dict[str, dict]:
             "kind": "heatmap", "suite": suite, "rows": [n for n, _ in reference] + [e.name for e in rows],
             "columns": [i.task for i in infos],
             "values": [v for _, v in reference] + [[_finite(ticket_score(e, i)) for i in infos] for e in rows]}
+    specs.update(appendix_specs(board))  # the plots across suites; none for a single suite
     return specs
 
 
@@ -229,7 +231,9 @@ def render_plot(spec: dict, formats: Iterable[str] = PLOT_FORMATS) -> dict[str, 
     import matplotlib
     from matplotlib.figure import Figure
 
-    if spec["kind"] == "heatmap":
+    if spec["kind"] == "across":
+        size = (4.0 + 3.4 * max(1, len(spec["panels"])), 4.6)
+    elif spec["kind"] == "heatmap":
         size = (3.2 + 1.3 * len(spec["columns"]) + 0.07 * max((len(r) for r in spec["rows"]), default=0),
                 1.8 + 0.42 * max(1, len(spec["rows"])))
     else:
@@ -240,6 +244,8 @@ def render_plot(spec: dict, formats: Iterable[str] = PLOT_FORMATS) -> dict[str, 
         fig = Figure(figsize=size, layout="constrained")
         if spec["kind"] == "heatmap":
             _draw_heatmap(fig, spec)
+        elif spec["kind"] == "across":
+            draw_across(fig, spec)
         else:
             (_draw_recall if spec["kind"] == "recall" else _draw_metric)(fig, spec)
             handles, labels = fig.axes[0].get_legend_handles_labels()

@@ -11,6 +11,7 @@ import re
 
 from ..metrics import format_metric
 from ..paths import PLOTS_DIR, plot_stem
+from .appendix import appendix_specs, suite_guide, suite_order
 from .ranking import (
     WIN,
     Board,
@@ -57,7 +58,8 @@ def render_readme(board: Board) -> str:
              INTRO, ""]
     if not board.entries:
         lines += ["No results yet.", ""]
-    for suite in sorted(board.entries):
+    lines += suite_guide(board, appendix_specs(board))
+    for suite in suite_order(board.entries):
         entries, infos = board.entries[suite], board.tasks[suite]
         lines += [f"## Suite {md(suite)}", ""]
         lines += _ranking_section(suite, entries, infos, board.references.get(suite, {}))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..metrics import format_metric
 from ..paths import PLOTS_DIR, plot_stem
+from .appendix import appendix_specs, site_guide, suite_order
 from .files import GENERATED_LIMIT, UnsafeFileError, kind, read_bytes
 from .files import entries as folder_entries
 from .ranking import (
@@ -89,7 +90,7 @@ def site_files(root: str | Path) -> dict[str, bytes]:
 
 
 def index_page(root: Path, board: Board, refs: list[Loaded]) -> str:
-    suites = sorted(board.entries)
+    suites = suite_order(board.entries)
     tasks = sorted({i.task for s in suites for i in board.tasks[s]})
     names = sorted({e.name for s in suites for e in board.entries[s]})
     body = [f"<header><h1>{TITLE}</h1>",
@@ -100,7 +101,7 @@ def index_page(root: Path, board: Board, refs: list[Loaded]) -> str:
             "mask kept. The reference rows are judged like entries and are not ranked. The same numbers, "
             "as Markdown: <a href=\"../README.md\">README.md</a>. Each entry's page links its records and masks "
             "and draws its masks against the planted ticket.</p></header>",
-            _filters(suites, tasks, names), '<main id="main">']
+            _filters(suites, tasks, names), '<main id="main">', *site_guide(board, appendix_specs(board))]
     if not suites:
         body.append("<p>No results yet.</p>")
     for suite in suites:

@@ -1,0 +1,165 @@
+"""The appendix suites on the leaderboard: the order of the suites, the guide at the top of the
+README, and the two plots that compare suites (normalised weak score across depth and across
+label noise).
+
+`paper` is the headline suite. depth2, depth9, wide and noise repeat the paper's appendix
+settings; a cross-suite plot is drawn only when the records of at least one appendix suite it
+compares exist, so a leaderboard with `paper` entries alone is built exactly as before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..paths import PLOTS_DIR
+from .ranking import Board, TaskInfo, mean
+
+HEADLINE = "paper"
+# Suites in reading order after the headline; unknown suites follow, sorted.
+APPENDIX_ORDER = ("depth2", "depth9", "wide", "noise")
+DEPTH_SUITES = ("depth2", "paper", "depth9")
+NOISE_SUITE = "noise"
+DEPTH_STEM, NOISE_STEM = "appendix_depth_weak", "appendix_noise_weak"
+
+
+def _suite(name: str):
+    from ..suite import SUITES
+
+    return SUITES.get(name)
+
+
+def suite_order(suites) -> list[str]:
+    """Suite ids in reading order: the headline first, then the appendix suites, then the rest."""
+    rank = {_suite(n).id: i for i, n in enumerate((HEADLINE, *APPENDIX_ORDER))}
+    return sorted(suites, key=lambda s: (rank.get(s, len(rank)), s))
+
+
+def suite_guide(board: Board, stems) -> list[str]:
+    """README lines ahead of the suites when there is more than one; none otherwise."""
+    if len(board.entries) < 2:
+        return []
+    headline = _suite(HEADLINE).id
+    lines = ["## Suites", "",
+             f"`{headline}` is the headline suite: Plant 'n' Seek's main setting (depth 4, the paper's 5; "
+             "width 100). The other suites repeat the paper's appendix settings and are read against it: "
+             "`depth2` and `depth9` change only the depth (the paper's 3 and 10), `wide` hides the deeper "
+             "Circle ticket in a width-1000 host (ticket density about 4e-5), and `noise` changes only "
+             "Circle's label noise. Scores are normalised within each suite, by that suite's own "
+             "planted ticket and chance, so a score compares across suites while a raw metric does not. "
+             "Each suite has its own ranking below.", ""]
+    for stem, what in ((DEPTH_STEM, "across depth"), (NOISE_STEM, "across label noise")):
+        if stem in stems:
+            lines += [f"![normalised weak score at the ticket's density {what}]({PLOTS_DIR}/{stem}.png)", ""]
+    return lines
+
+
+def appendix_specs(board: Board) -> dict[str, dict]:
+    """The cross-suite plot specs the records call for (stem -> spec)."""
+    specs = {}
+    by_name = {_suite(n).id: n for n in (*DEPTH_SUITES, NOISE_SUITE)}
+    present = {by_name[s] for s in board.entries if s in by_name}
+    if present & {"depth2", "depth9"}:
+        points = {}
+        for name in DEPTH_SUITES:
+            suite = _suite(name)
+            for info in board.tasks.get(suite.id, []):
+                points.setdefault(info.task, {})[suite.depth] = (suite.id, info)
+        specs[DEPTH_STEM] = _spec(board, points, "depth (weight layers; the paper's depth minus one)",
+                                  "across depth")
+    if NOISE_SUITE in present:
+        suite = _suite(NOISE_SUITE)
+        points = {"circle": {}}
+        for info in board.tasks.get(suite.id, []):
+            level = _noise_level(info.task)
+            if level is not None:
+                points["circle"][level] = (suite.id, info)
+        specs[NOISE_STEM] = _spec(board, points, "fraction of labels moved to the next class", "across label noise")
+    return specs
+
+
+def _noise_level(task_id: str) -> float | None:
+    from ..task import TASKS
+
+    task = TASKS.at_version(task_id)
+    return None if task is None else float(task.noise)
+
+
+def _spec(board: Board, points: dict[str, dict], xlabel: str, title: str) -> dict:
+    """Panels (one per task) of series (one per pruner): x, mean, min and max over seeds of the
+    normalised weak score at the suite's ticket density."""
+    xs = sorted({x for per in points.values() for x in per})
+    names = sorted({e.name for suite, _ in (v for per in points.values() for v in per.values())
+                    for e in board.entries.get(suite, [])})
+    panels = []
+    for task in sorted(points):
+        series = []
+        for name in names:
+            pts = []
+            for x in sorted(points[task]):
+                suite, info = points[task][x]
+                vals = _weak_at_ticket(board, suite, info, name)
+                if vals:
+                    pts.append([x, mean(vals), min(vals), max(vals)])
+            if pts:
+                series.append({"name": name, "points": pts})
+        panels.append({"task": task, "series": series})
+    return {"kind": "across", "title": f"normalised weak score at the ticket's density {title}",
+            "xlabel": xlabel, "x": xs, "series": [{"name": n, "style": list(board.colours[n])} for n in names],
+            "panels": panels}
+
+
+def _weak_at_ticket(board: Board, suite: str, info: TaskInfo, name: str) -> list[float]:
+    for e in board.entries.get(suite, []):
+        if e.name == name:
+            return [v for v in e.values(info.task, info.ticket_density, "normalized_weak") if math.isfinite(v)]
+    return []
+
+
+def draw_across(fig, spec: dict) -> None:
+    """One panel per task: x evenly spaced (noise 0 has no log position), y the normalised weak
+    score, a line per pruner with its min-max whiskers; 1 is the planted ticket, 0 chance."""
+    from .plots import _label
+
+    xs = spec["x"]
+    place = {x: i for i, x in enumerate(xs)}
+    styles = {s["name"]: s["style"] for s in spec["series"]}
+    axes = fig.subplots(1, max(1, len(spec["panels"])), sharey=True, squeeze=False)[0]
+    for ax, panel in zip(axes, spec["panels"]):
+        for s in panel["series"]:
+            colour, marker, ls = styles[s["name"]]
+            x, m, lo, hi = (np.array(c, dtype=float) for c in zip(*s["points"]))
+            pos = np.array([place[v] for v in x], dtype=float)
+            ax.errorbar(pos, m, yerr=[m - lo, hi - m], color=colour, marker=marker, ls=ls, lw=1.4, ms=5,
+                        elinewidth=0.9, capsize=2, label=_label(s["name"]))
+        ax.axhline(1.0, color="#B8860B", ls="--", lw=1.2, label="planted ticket")
+        ax.axhline(0.0, color="0.35", ls=":", lw=1.2, label="chance")
+        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+        ax.set_xlim(-0.4, len(xs) - 0.6)
+        ax.set_title(panel["task"], fontsize=10)
+        ax.set_xlabel(spec["xlabel"], fontsize=9)
+        ax.grid(True, color="0.92", lw=0.8)
+    axes[0].set_ylabel("normalised weak score (mean over seeds; bars: min-max)")
+    seen = {}  # a pruner missing from the first panel still gets its legend line
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=9, frameon=False)
+    fig.suptitle(spec["title"], fontsize=10.5)
+
+
+def site_guide(board: Board, stems) -> list[str]:
+    """The site's counterpart of suite_guide: HTML ahead of the suites, none for a single suite."""
+    from html import escape
+
+    text = suite_guide(board, ())
+    if not text:
+        return []
+    html = [f'<section class="suites" id="suites"><h2>Suites</h2><p>{escape(text[2]).replace("`", "")}</p>']
+    for stem, what in ((DEPTH_STEM, "across depth"), (NOISE_STEM, "across label noise")):
+        if stem in stems:
+            html.append(f'<figure><a href="../{PLOTS_DIR}/{stem}.svg"><img src="../{PLOTS_DIR}/{stem}.png" '
+                        f'alt="Normalised weak score at the ticket\'s density {what}, per pruner" loading="lazy"></a>'
+                        f"<figcaption>Normalised weak score at the ticket's density {what}.</figcaption></figure>")
+    return [*html, "</section>"]
