@@ -72,7 +72,8 @@ def test_train_many_refuses_bad_arguments():
 
 
 BATCHED = [("imp", {"rounds": 3, "epochs": 1}), ("synflow-multishot", {"rounds": 3, "epochs": 1}),
-           ("grasp-multishot", {"rounds": 3, "epochs": 1})]
+           ("grasp-multishot", {"rounds": 3, "epochs": 1}), ("imp-fc", {"rate": 0.5, "epochs": 1}),
+           ("imp-fc-rewind", {"rate": 0.5, "epochs": 1, "rewind_steps": 10}), ("kd-ticket", {"rounds": 3, "epochs": 1})]
 
 
 @pytest.mark.parametrize("name,args", BATCHED)
