@@ -39,7 +39,7 @@ import math
 
 import torch
 
-from plantbench import Mask, Pruner
+from plantbench import Mask, Pruner, train_many
 
 
 class IMPFC(Pruner):
@@ -70,6 +70,28 @@ class IMPFC(Pruner):
             self.history.append(counts)
         problem.model.load_state_dict(start)
         return mask
+
+    def prune_group(self, problems):
+        """`prune` for every problem, each round's training of the problems still pruning in
+        lockstep (a problem with a larger budget needs fewer rounds). `history` ends as the last
+        problem's."""
+        starts = [self.rewind_point(p) for p in problems]
+        params = [list(p.model.prunable()) for p in problems]
+        sizes = [q.numel() for _, q in params[0]] if problems else []
+        rates = [self.rate] * (len(sizes) - 1) + [self.rate / 2]
+        plans = [round_counts(sizes, rates, p.budget) for p in problems]
+        masks = [Mask.ones(p.model) for p in problems]
+        for r in range(max(map(len, plans), default=0)):
+            active = [i for i, plan in enumerate(plans) if r < len(plan)]
+            for i in active:
+                problems[i].model.load_state_dict(starts[i])
+            train_many([problems[i] for i in active], [masks[i] for i in active], self.epochs)
+            for i in active:
+                masks[i] = Mask({n: keep_largest(q.detach(), masks[i][n], c) for (n, q), c in zip(params[i], plans[i][r])})
+        for p, start in zip(problems, starts):
+            p.model.load_state_dict(start)
+        self.history = plans[-1] if plans else []
+        return masks
 
 
 class IMPFCRewind(IMPFC):

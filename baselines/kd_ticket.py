@@ -24,7 +24,7 @@ import copy
 
 import torch
 
-from plantbench import Mask, Pruner, schedules
+from plantbench import Mask, Pruner, schedules, train_many
 
 
 class KDTicket(Pruner):
@@ -41,9 +41,7 @@ class KDTicket(Pruner):
     def teacher_targets(self, problem):
         """Train the dense network with the labels and return its outputs as targets."""
         problem.train(Mask.ones(problem.model), self.epochs)
-        with torch.no_grad():
-            out = problem.model(problem.x)
-        return torch.softmax(out / self.temperature, -1) if problem.task.kind == "classification" else out
+        return self._outputs(problem)
 
     def prune(self, problem):
         initial = copy.deepcopy(problem.model.state_dict())
@@ -56,3 +54,26 @@ class KDTicket(Pruner):
             mask = Mask.top_k(scores, schedules.exponential(problem.density, r, self.rounds), within=mask)
             problem.model.load_state_dict(initial)
         return mask
+
+    def prune_group(self, problems):
+        """`prune` for every problem, the teachers' and every round's training in lockstep.
+        `targets` ends as the last problem's."""
+        initials = [copy.deepcopy(p.model.state_dict()) for p in problems]
+        train_many(problems, [Mask.ones(p.model) for p in problems], self.epochs)
+        targets = [self._outputs(p) for p in problems]
+        masks = [Mask.ones(p.model) for p in problems]
+        for r in range(1, self.rounds + 1):
+            if r > 1:
+                train_many(problems, masks, self.epochs, targets=targets)
+            for i, (p, initial) in enumerate(zip(problems, initials)):
+                scores = {n: q.detach().abs() for n, q in p.model.prunable()}
+                masks[i] = Mask.top_k(scores, schedules.exponential(p.density, r, self.rounds), within=masks[i])
+                p.model.load_state_dict(initial)
+        self.targets = targets[-1] if targets else None
+        return masks
+
+    def _outputs(self, problem):
+        """The trained network's outputs on the training inputs, as targets."""
+        with torch.no_grad():
+            out = problem.model(problem.x)
+        return torch.softmax(out / self.temperature, -1) if problem.task.kind == "classification" else out

@@ -5,6 +5,7 @@ from ._version import __version__
 from .analysis import compare_results, load_results
 from .config import SweepConfig
 from .errors import MaskError, PlantbenchError, PrunerError, UsageError
+from .lockstep import train_many
 from .mask import Mask, erk_counts
 from .network import bias_name, weight_name
 from .pruner import MultiShot, OutputScale, PruneProblem, Pruner, ScorePruner, TaskInfo
@@ -12,4 +13,4 @@ from .runner import SweepResult, sweep
 
 __all__ = ["Mask", "MaskError", "MultiShot", "OutputScale", "PlantbenchError", "PruneProblem", "Pruner", "PrunerError",
            "ScorePruner", "SweepConfig", "SweepResult", "TaskInfo", "UsageError", "__version__", "bias_name", "compare_results",
-           "erk_counts", "load_results", "schedules", "sweep", "weight_name"]
+           "erk_counts", "load_results", "schedules", "sweep", "train_many", "weight_name"]

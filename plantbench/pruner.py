@@ -12,11 +12,12 @@ from typing import ClassVar
 import torch
 
 from .errors import UsageError
+from .lockstep import train_many
 from .mask import Mask
 from .mask import budget as weight_budget
-from .network import HostMLP, leaf
+from .network import HostMLP
 from .schedules import exponential
-from .train import Protocol, task_loss, train_stacked
+from .train import Protocol, task_loss
 
 
 @dataclass(frozen=True)
@@ -133,21 +134,7 @@ class PruneProblem:
                 probability vector. Regression: real values of `y`'s shape, fitted by MSE.
                 None (the default) trains on `y`.
         """
-        y = self.y if targets is None else self._checked_targets(targets)
-        # The leaf parameters: under torch.nn.utils.prune, weight_orig rather than the derived weight.
-        ws0 = [leaf(lin, "weight") for lin in self.model.layers]
-        bs0 = [leaf(lin, "bias") for lin in self.model.layers]
-        ones = lambda p: torch.ones_like(p, dtype=torch.bool)  # noqa: E731
-        wm = [mask[f"layers.{l}.weight"].to(self.device)[None] for l in range(len(ws0))]
-        bm = [mask.get(f"layers.{l}.bias", ones(b)).to(self.device)[None] for l, b in enumerate(bs0)]
-        ws, bs = train_stacked([w[None] for w in ws0], [b[None] for b in bs0], wm, bm,
-                               self.x[None], y[None], self.task.kind, self.protocol,
-                               [self.generator], epochs=epochs)
-        with torch.no_grad():  # kept entries take the trained values; pruned ones keep theirs
-            for w0, b0, w, b, mw, mb in zip(ws0, bs0, ws, bs, wm, bm):
-                w0.copy_(torch.where(mw[0].bool(), w[0], w0))
-                b0.copy_(torch.where(mb[0].bool(), b[0], b0))
-        self.epochs_used += int(epochs)
+        train_many([self], [mask], epochs, None if targets is None else [targets])
 
     def _checked_targets(self, targets) -> torch.Tensor:
         """`targets` as a float tensor on `device`, or a UsageError naming what is wrong."""
@@ -178,6 +165,15 @@ class Pruner(ABC):
     @abstractmethod
     def prune(self, problem: PruneProblem) -> Mask:
         """Return a Mask keeping at most `problem.budget` weights (round(density x weights))."""
+
+    def prune_group(self, problems: list[PruneProblem]) -> list[Mask]:
+        """One mask per problem, in order: a sweep hands a pruner all of a group's problems at once.
+
+        The default prunes them one by one with `prune`. A pruner that trains may override it to
+        train the problems in lockstep (plantbench.train_many); each problem's mask must be the
+        one `prune` would give it alone, whatever the other problems are.
+        """
+        return [self.prune(p) for p in problems]
 
 
 class ScorePruner(Pruner):
@@ -233,6 +229,19 @@ class MultiShot(Pruner):
             mask = Mask.top_k(scores, density, scope=self.inner.scope, within=mask)
             problem.model.load_state_dict(initial)
         return mask
+
+    def prune_group(self, problems: list[PruneProblem]) -> list[Mask]:
+        """`prune` for every problem, the rounds' training of all problems in lockstep."""
+        initials = [copy.deepcopy(p.model.state_dict()) for p in problems]
+        masks = [Mask.ones(p.model) for p in problems]
+        for r in range(1, self.rounds + 1):
+            train_many(problems, masks, self.epochs)
+            for i, (problem, initial) in enumerate(zip(problems, initials)):
+                scores = self.inner.score(problem, masks[i])
+                density = exponential(problem.density, r, self.rounds)
+                masks[i] = Mask.top_k(scores, density, scope=self.inner.scope, within=masks[i])
+                problem.model.load_state_dict(initial)
+        return masks
 
 
 class OutputScale:

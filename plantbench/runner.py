@@ -1,8 +1,9 @@
 """Sweeps: plan the runs of a suite, seek and judge them group by group, record and resume.
 
-A group is every pending run of one task on one host architecture. Its pruner calls run one
-by one (each on its own PruneProblem, in the pruner's own process: plantbench.sandbox), then the
-judge scores all of its masks, and the references, in one batch. Groups are independent, so
+A group is every pending run of one task on one host architecture. Its pruner calls run in the
+pruner's own process (plantbench.sandbox): all of its problems in one call of `prune_group` when
+the pruner has its own, else (or when that call fails) one by one, each on its own PruneProblem;
+then the judge scores all of its masks, and the references, in one batch. Groups are independent, so
 they spread over processes.
 """
 
@@ -32,7 +33,7 @@ from .paths import mask_file, mask_name
 from .plant import plant_task
 from .records import ResultStore, make_header, make_record, pack_mask, run_id
 from .seeding import stable_int
-from .seek import SeekFailure, problem_payload, seek_in, split_mask
+from .seek import SeekFailure, SeekResult, problem_payload, seek_group_in, seek_in, split_mask
 from .suite import get_suite
 from .task import get_task
 from .train import Protocol
@@ -200,18 +201,32 @@ def _seek_all(group: Group, task, on_run, interruptible: bool) -> tuple[dict[str
     seeked: dict[str, tuple] = {}
     failures: dict[str, str] = {}
     box = sandbox.sandbox_for(group.pruner, group.args, torch.get_num_threads())
+
+    def record(run, result):
+        if isinstance(result, SeekResult):
+            seeked[run.run_id] = (result, split_mask(result.mask, group.depth))
+        else:  # a pruner's failure is data, recorded with its run
+            failures[run.run_id] = str(result) if isinstance(result, SeekFailure) else error_text(result)
+        if on_run:
+            on_run(f"seek {group.task}")
+
+    def payload(run):
+        return problem_payload(task, group.depth, list(group.widths), run.seed, run.density, group.device,
+                               group.protocol)
+
     try:
-        for run in group.runs:
-            payload = problem_payload(task, group.depth, list(group.widths), run.seed, run.density, group.device,
-                                      group.protocol)
+        todo = list(group.runs)
+        if len(todo) > 1 and box.batches():  # one call for all; if it fails, each run alone below
+            results = seek_group_in(box, [payload(r) for r in todo], group.run_timeout * len(todo))
+            for run, result in zip(todo, results or []):
+                record(run, result)
+            todo = todo if results is None else []
+        for run in todo:
             try:
-                result = seek_in(box, payload, group.run_timeout)
-                seeked[run.run_id] = (result, split_mask(result.mask, group.depth))
-            except (SeekFailure, MaskError) as e:  # a pruner's failure is data, recorded with its run
-                failures[run.run_id] = str(e) if isinstance(e, SeekFailure) else error_text(e)
-            if on_run:
-                on_run(f"seek {group.task}")
-            del payload
+                result = seek_in(box, payload(run), group.run_timeout)
+            except (SeekFailure, MaskError) as e:
+                result = e
+            record(run, result)
     except KeyboardInterrupt:  # at any point of the loop: what is pruned so far is kept
         if not interruptible:
             raise

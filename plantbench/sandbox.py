@@ -141,6 +141,8 @@ class Sandbox:
         self.key = (pruner, json.dumps(args, sort_keys=True, default=repr), threads)
         self.pruner, self.args, self.threads = pruner, dict(args), threads
         self.proc: subprocess.Popen | None = None
+        self._batches: bool | None = None
+        self._probed = None
 
     def _start(self) -> None:
         to_child, from_parent = os.pipe()[::-1]
@@ -171,11 +173,27 @@ class Sandbox:
 
     def seek(self, problem: dict, sizes: dict[str, int], timeout: float) -> Outcome:
         """Run the pruner on one problem (see problem_payload); sizes: each mask key's entries."""
+        outcomes = self._exchange({"problem": problem}, [sizes], timeout)
+        return outcomes if isinstance(outcomes, Outcome) else outcomes[0]
+
+    def seek_group(self, problems: list[dict], sizes: list[dict[str, int]], timeout: float) -> list[Outcome] | Outcome:
+        """Run the pruner's prune_group on several problems in one call: one Outcome per problem,
+        or a single Outcome with the error when the call failed as a whole."""
+        return self._exchange({"problems": problems}, sizes, timeout)
+
+    def batches(self) -> bool:
+        """Whether the pruner has its own prune_group (asked of the child once; False on any fault)."""
+        if self._batches is None:
+            reply = self._exchange({"probe": True}, [], START_TIMEOUT_S)
+            self._batches = isinstance(reply, list) and self._probed is True
+        return self._batches
+
+    def _exchange(self, body: dict, sizes: list[dict[str, int]], timeout: float) -> list[Outcome] | Outcome:
         try:
             if self.proc is None:
                 self._start()
             _write_frame(self._out, pickle.dumps({"pruner": self.pruner, "args": self.args,
-                                                  "threads": self.threads, "problem": problem}))
+                                                  "threads": self.threads, **body}))
             deadline = time.monotonic() + timeout
             header = _read_frame(self._in, deadline, MAX_HEADER_BYTES)
             if header is None:
@@ -183,18 +201,13 @@ class Sandbox:
             reply = json.loads(header)
             if not reply.get("ok"):
                 return Outcome(error=str(reply.get("error"))[:MAX_ERROR_CHARS])
-            keys = reply["keys"]
-            if not (isinstance(keys, list) and len(set(keys)) == len(keys) and set(keys) <= sizes.keys()):
-                raise ValueError("unknown mask keys")
-            lengths = [(sizes[k] + 7) // 8 for k in keys]
-            blob = _read_frame(self._in, deadline, sum(lengths))
-            if blob is None or len(blob) != sum(lengths):
-                return Outcome(error=self._died())
-            bits, at = {}, 0
-            for k, n in zip(keys, lengths):
-                bits[k] = np.unpackbits(np.frombuffer(blob[at:at + n], dtype=np.uint8), count=sizes[k]).astype(bool)
-                at += n
-            return Outcome(bits, _number(reply.get("seconds"), float), _number(reply.get("epochs"), int))
+            if "probe" in body:
+                self._probed = reply.get("batched")
+                return []
+            results = reply["results"]
+            if not (isinstance(results, list) and len(results) == len(sizes)):
+                raise ValueError("a reply for another number of problems")
+            return self._masks(results, sizes, deadline)
         except TimeoutError:
             self.close()
             return Outcome(error=f"timeout after {timeout:g} s")
@@ -206,6 +219,27 @@ class Sandbox:
         except BaseException:  # Ctrl-C, SIGTERM: the child must not outlive the call
             self.close()
             raise
+
+    def _masks(self, results: list, sizes: list[dict[str, int]], deadline: float) -> list[Outcome] | Outcome:
+        """Read the replies' mask bits (one frame for all, its size known from the keys)."""
+        lengths = []
+        for r, known in zip(results, sizes):
+            keys = r["keys"]
+            if not (isinstance(keys, list) and len(set(keys)) == len(keys) and set(keys) <= known.keys()):
+                raise ValueError("unknown mask keys")
+            lengths.append([(known[k] + 7) // 8 for k in keys])
+        total = sum(map(sum, lengths))
+        blob = _read_frame(self._in, deadline, total)
+        if blob is None or len(blob) != total:
+            return Outcome(error=self._died())
+        outcomes, at = [], 0
+        for r, known, ns in zip(results, sizes, lengths):
+            bits = {}
+            for k, n in zip(r["keys"], ns):
+                bits[k] = np.unpackbits(np.frombuffer(blob[at:at + n], dtype=np.uint8), count=known[k]).astype(bool)
+                at += n
+            outcomes.append(Outcome(bits, _number(r.get("seconds"), float), _number(r.get("epochs"), int)))
+        return outcomes
 
     def _died(self) -> str:
         how = "it closed its reply pipe"
@@ -295,22 +329,35 @@ def _restore(state: dict, threads: int) -> None:
 
 
 def _call(request: dict) -> tuple[dict, bytes]:
-    """Run one request; every fault, SystemExit and KeyboardInterrupt included, is a reply."""
+    """Run one request; every fault, SystemExit and KeyboardInterrupt included, is a reply.
+
+    A request holds one problem, a group of problems (for prune_group) or a probe asking
+    whether the pruner has its own prune_group."""
     from .loading import instantiate, source_sha256
+    from .pruner import Pruner
     from .runner import error_text
-    from .seek import problem_from_payload, seek
+    from .seek import problem_from_payload, seek, seek_group
 
     try:
         spec = request["pruner"]
         if spec.path is not None and source_sha256(spec.path) != spec.source_sha256:
             return {"ok": False, "error": f"{spec.path} changed during the sweep; restore it and run again"}, b""
-        problem = problem_from_payload(request["problem"])
-        result = seek(instantiate(spec.load(), request["args"]), problem)
+        cls = spec.load()
+        if request.get("probe"):
+            return {"ok": True, "batched": getattr(cls, "prune_group", None) is not Pruner.prune_group}, b""
+        pruner = instantiate(cls, request["args"])
+        if "problems" in request:
+            results = seek_group(pruner, [problem_from_payload(p) for p in request["problems"]])
+        else:
+            results = [seek(pruner, problem_from_payload(request["problem"]))]
     except BaseException as e:  # noqa: BLE001  a pruner's fault, whatever it raised, is its run's record
         return {"ok": False, "error": error_text(e)[:MAX_ERROR_CHARS]}, b""
-    keys = list(result.mask)
-    blob = b"".join(np.packbits(result.mask[k].numpy().reshape(-1)).tobytes() for k in keys)
-    return {"ok": True, "keys": keys, "seconds": result.seconds, "epochs": result.epochs}, blob
+    replies, blob = [], []
+    for result in results:
+        keys = list(result.mask)
+        blob += [np.packbits(result.mask[k].numpy().reshape(-1)).tobytes() for k in keys]
+        replies.append({"keys": keys, "seconds": result.seconds, "epochs": result.epochs})
+    return {"ok": True, "results": replies}, b"".join(blob)
 
 
 def main(argv: list[str]) -> None:
@@ -329,6 +376,6 @@ def main(argv: list[str]) -> None:
         _restore(state, request["threads"])
         reply, blob = _call(request)
         _write_frame(to_parent, json.dumps(reply).encode())
-        if reply["ok"]:
+        if reply["ok"] and "results" in reply:
             _write_frame(to_parent, blob)
 

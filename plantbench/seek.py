@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import MaskError
 from .mask import validate_mask
 from .network import HostMLP, bias_name, weight_name
 from .plant import plant_task
@@ -89,6 +90,29 @@ def seek_in(box, payload: dict, timeout: float) -> SeekResult:
     return SeekResult(checked, outcome.seconds, outcome.epochs)
 
 
+def seek_group_in(box, payloads: list[dict], timeout: float) -> list[SeekResult | Exception] | None:
+    """Run the pruner's prune_group on several problems in one call of its process.
+
+    Returns each problem's checked SeekResult, or its MaskError, in order; None when the call
+    failed as a whole (the pruner raised, timed out or died), so that the caller can run the
+    problems one by one and a fault fails only its own run.
+    """
+    shapes = [{**w, **b} for w, b in map(mask_sizes, payloads)]
+    outcomes = box.seek_group(payloads, [{k: int(np.prod(s)) for k, s in sh.items()} for sh in shapes], timeout)
+    if not isinstance(outcomes, list):
+        return None
+    results: list[SeekResult | Exception] = []
+    for payload, sh, outcome in zip(payloads, shapes, outcomes):
+        weights, biases = mask_sizes(payload)
+        mask = {k: torch.from_numpy(bits.reshape(sh[k])) for k, bits in outcome.bits.items()}
+        try:
+            results.append(SeekResult(validate_mask(mask, weights, biases, payload["density"]), outcome.seconds,
+                                      outcome.epochs))
+        except MaskError as e:
+            results.append(e)
+    return results
+
+
 class SeekFailure(Exception):
     """A pruner that failed in its own process; the message is its run's error, as recorded."""
 
@@ -109,6 +133,23 @@ def seek(pruner: Pruner, problem: PruneProblem) -> SeekResult:
     seconds = time.perf_counter() - start
     checked = validate_mask(mask, shapes, bias_shapes, problem.density)
     return SeekResult(checked, seconds, problem.epochs_used)
+
+
+def seek_group(pruner: Pruner, problems: list[PruneProblem]) -> list[SeekResult]:
+    """Run the pruner's prune_group and check every mask at the boundary (MaskError names the
+    first fault). Each result's seconds are the call's time shared equally among the problems."""
+    start = time.perf_counter()
+    masks = pruner.prune_group(list(problems))
+    seconds = (time.perf_counter() - start) / max(1, len(problems))
+    if not isinstance(masks, (list, tuple)) or len(masks) != len(problems):
+        raise MaskError(f"prune_group must return a list of {len(problems)} masks, one per problem")
+    results = []
+    for problem, mask in zip(problems, masks):
+        shapes = {n: tuple(p.shape) for n, p in problem.model.prunable()}
+        bias_shapes = {bias_name(l): (lin.out_features,) for l, lin in enumerate(problem.model.layers)}
+        results.append(SeekResult(validate_mask(mask, shapes, bias_shapes, problem.density), seconds,
+                                  problem.epochs_used))
+    return results
 
 
 def split_mask(mask: dict[str, torch.Tensor], depth: int) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
