@@ -1,7 +1,7 @@
 """How closely retraining reproduces the weak metrics of a leaderboard's records.
 
 Re-judges every ok record (entries and reference records) exactly as `plantbench leaderboard
-check` does (plantbench.leaderboard.recompute.rejudged: one batch per suite and task, chunks of
+check` does (plantbench.leaderboard.recompute.rejudged: one batch per suite, task and seed, chunks of
 JUDGE_CHUNK networks) and prints, per field, the largest relative deviation between the recorded
 and the recomputed value, and the largest deviation on the normalised scale; then every record
 whose deviation exceeds the tolerance check applies to it.

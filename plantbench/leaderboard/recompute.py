@@ -22,7 +22,10 @@ Tolerances (see plantbench.leaderboard.check for how they were measured):
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
@@ -65,33 +68,58 @@ def _f(v):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
-def recompute(entries: list[Loaded], references: list[Loaded]) -> list[str]:
-    """Problems of every ok record whose suite, task and host check can re-plant (see the module)."""
-    problems = []
-    for found, judged in rejudged(entries, references):
-        problems += found
-        for item, got, refs, net, n_test in judged:
-            planted = {**refs, "ticket_size": net.ticket_size, "ticket_density": net.ticket_density}
-            problems += _compare(item, got, planted, n_test) + _compare_weak(item, got, refs)
+def recompute(entries: list[Loaded], references: list[Loaded], jobs: int | None = None) -> list[str]:
+    """Problems of every ok record whose suite, task and host check can re-plant (see the module).
+
+    The work is split by suite, task and seed (each seed's masks are judged with that seed's own
+    ticket and dense host, so the split changes nothing but rounding) and spread over `jobs`
+    processes, one torch thread each [default: the CPU cores, at most the number of parts].
+    """
+    parts = _parts(entries, references)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(parts)))
+    if jobs == 1:
+        return [p for part in parts for p in _problems(part)]
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
+        return [p for found in pool.map(_problems, parts) for p in found]
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _problems(part: tuple) -> list[str]:
+    problems, judged = _rejudge(*part)
+    for item, got, refs, net, n_test in judged:
+        planted = {**refs, "ticket_size": net.ticket_size, "ticket_density": net.ticket_density}
+        problems += _compare(item, got, planted, n_test) + _compare_weak(item, got, refs)
     return problems
 
 
-def rejudged(entries: list[Loaded], references: list[Loaded]):
-    """Per suite and task: (problems found before judging, [(record, its recomputed scores, its
-    seed's recomputed references, its planted network, test-split size)]).
-
-    The problems are those of masks that cannot be read or hosts that cannot be re-planted, and
-    reference records whose stored mask is not the reference mask they name.
-    """
+def _parts(entries: list[Loaded], references: list[Loaded]) -> list[tuple]:
+    """(suite, task id, its entries, its reference records) per suite, task and seed, largest first
+    so that the last part to start is a small one."""
     from ..suite import SUITES
 
     groups: dict[tuple, tuple[list, list]] = defaultdict(lambda: ([], []))
     for item in entries:
-        groups[(item.rec["suite"], item.rec["task"])][0].append(item)
+        groups[(item.rec["suite"], item.rec["task"], item.rec["seed"])][0].append(item)
     for item in references:
-        groups[(item.rec["suite"], item.rec["task"])][1].append(item)
-    for (suite_id, task_id), (group, refs) in sorted(groups.items()):
-        yield _rejudge(SUITES.at_version(suite_id), task_id, group, refs)
+        groups[(item.rec["suite"], item.rec["task"], item.rec["seed"])][1].append(item)
+    parts = [(SUITES.at_version(suite_id), task_id, group, refs)
+             for (suite_id, task_id, _), (group, refs) in sorted(groups.items(), key=lambda kv: repr(kv[0]))]
+    return sorted(parts, key=lambda part: -(len(part[2]) + len(part[3])))
+
+
+def rejudged(entries: list[Loaded], references: list[Loaded]):
+    """Per suite, task and seed: (problems found before judging, [(record, its recomputed scores,
+    its seed's recomputed references, its planted network, test-split size)]).
+
+    The problems are those of masks that cannot be read or hosts that cannot be re-planted, and
+    reference records whose stored mask is not the reference mask they name.
+    """
+    for part in _parts(entries, references):
+        yield _rejudge(*part)
 
 
 def _rejudge(suite, task_id: str, group: list[Loaded], refs: list[Loaded]) -> tuple[list[str], list[tuple]]:
