@@ -228,6 +228,7 @@ SWEEP_FLAGS = {
     "executor": ("--executor", {"type": click.Choice(EXECUTORS)}),
     "scheduler": ("--scheduler", {"metavar": "ADDRESS"}),
     "run_timeout": ("--run-timeout", {"type": float, "metavar": "SECONDS"}),
+    "seed_key": ("--seed-key", {"metavar": "FILE"}),
 }
 
 

@@ -1,7 +1,8 @@
 """The result record: one self-describing JSON line per run, with its mask packed in an .npz beside it.
 
 Schema version history (bump SCHEMA_VERSION with a line here on any change to the fields):
-  1: first release.
+  1: first release. Optional `seed_key` (the seed key's fingerprint) on records of sweeps run
+     with a secret seed key only; public-seed records do not carry it, so they read as before.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ SCHEMA = (
     Field("layer_recall", list, True), Field("neuron_recall", float, True),
     Field("references", dict, True), Field("timings", dict, True), Field("mask_file", str, True),
 )
+# Fields a record carries only where they apply: seed_key (the fingerprint of the secret seed
+# key, plantbench.seal) on the records of keyed sweeps; public-seed records have none of them.
+OPTIONAL = (Field("seed_key", str),)
 REFERENCE_KEYS = ("ticket_strong", "ticket_weak", "dense_strong", "dense_weak", "chance")
 # What an ok record copies from the judge's scores of its mask.
 JUDGED = ("density", "bias_density", "effective_density", "collapsed_layers", "strong", "weak",
@@ -60,11 +64,17 @@ JUDGED = ("density", "bias_density", "effective_density", "collapsed_layers", "s
 
 
 def run_id(pruner: str, pruner_args: dict, suite: str, task: str, widths: list[int], seed: int,
-           density_target: float) -> str:
-    """The identity of a run: a hash of what defines it (not of when or where it ran)."""
-    key = json.dumps({"pruner": pruner, "args": pruner_args, "suite": suite, "task": task,
-                      "widths": list(widths), "seed": seed, "density": round(float(density_target), 12)},
-                     sort_keys=True)
+           density_target: float, seed_key: str | None = None) -> str:
+    """The identity of a run: a hash of what defines it (not of when or where it ran).
+
+    seed_key: the fingerprint of a secret seed key (plantbench.seal), None for public seeds,
+    whose run ids it leaves as they were.
+    """
+    fields = {"pruner": pruner, "args": pruner_args, "suite": suite, "task": task,
+              "widths": list(widths), "seed": seed, "density": round(float(density_target), 12)}
+    if seed_key is not None:
+        fields["seed_key"] = seed_key
+    key = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -73,9 +83,14 @@ def versions() -> dict:
 
 
 def make_header(pruner: str, pruner_args: dict, source_sha256: str, suite: str, task, depth: int,
-                widths: list[int], ticket_size: int, ticket_density: float, protocol, device: str) -> dict:
-    """The fields every run of a group shares, for make_record; task is a Task, protocol a Protocol."""
-    return {"pruner": pruner, "pruner_args": pruner_args, "pruner_source_sha256": source_sha256,
+                widths: list[int], ticket_size: int, ticket_density: float, protocol, device: str,
+                seed_key: str | None = None) -> dict:
+    """The fields every run of a group shares, for make_record; task is a Task, protocol a Protocol.
+
+    seed_key: the secret seed key's fingerprint, recorded only for keyed sweeps.
+    """
+    extra = {} if seed_key is None else {"seed_key": seed_key}
+    return {**extra, "pruner": pruner, "pruner_args": pruner_args, "pruner_source_sha256": source_sha256,
             "suite": suite, "task": task.id, "depth": depth, "widths": list(widths),
             "ticket_density": ticket_density, "ticket_size": ticket_size, "metric": task.metric.name,
             "protocol": protocol.to_dict(), "device": device, "versions": versions()}
@@ -105,6 +120,7 @@ def make_record(header: dict, run_id: str, seed: int, density_target: float, cre
                       normalized_weak=metric.normalise(judged["weak"], chance, ticket))
     ok = error is None
     rec = {f.name: values.pop(f.name) for f in SCHEMA if ok or not f.ok_only}
+    rec.update({f.name: values.pop(f.name) for f in OPTIONAL if f.name in values})
     if values:
         raise ValueError(f"make_record: {', '.join(sorted(values))} not in the schema")
     return rec
@@ -123,7 +139,8 @@ def validate_record(rec: dict, where: str) -> None:
     if rec.get("status") not in ("ok", "failed"):
         raise RecordError(f"{where}: run {run}: status must be 'ok' or 'failed', got {repr(rec.get('status'))[:40]}")
     ok = rec["status"] == "ok"
-    for name, kind in ((f.name, f.kind) for f in SCHEMA if ok or not f.ok_only):
+    carried = [f for f in SCHEMA if ok or not f.ok_only] + [f for f in OPTIONAL if f.name in rec]
+    for name, kind in ((f.name, f.kind) for f in carried):
         if name not in rec:
             raise RecordError(f"{where}: run {run}: missing field {name!r}")
         value = _float(rec[name]) if kind is float else rec[name]

@@ -8,7 +8,9 @@ mask back; a run past its time limit has its child killed and replaced, and the 
 What the child receives is what a PruneProblem documents and nothing more: the host's parameters
 at their planted initialisation, the training split, the density, the task's public facts, the
 training protocol, the seed of the pruner's own generator, the device and the pruner's class and
-arguments. It never sees the run seed, the planted ticket, the output scale or the test split.
+arguments. It never sees the run seed, the planted ticket, the output scale or the test split;
+it starts in an empty temporary folder, without plantbench's environment variables
+(plantbench.seal), so that neither its folder nor its environment can tell it more.
 
 What comes back is untrusted: a JSON header and the mask's packed bits, read up to a size the
 parent knows in advance, never unpickled. The parent checks the mask again at the boundary.
@@ -25,10 +27,12 @@ import math
 import os
 import pickle
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ import numpy as np
 import torch
 
 from .errors import PlantbenchError
+from .seal import child_env
 
 _HEAD = struct.Struct("<Q")
 MAX_HEADER_BYTES = 1 << 20  # a reply's JSON header; a mask's bits are counted from its shapes
@@ -141,19 +146,21 @@ class Sandbox:
         self.key = (pruner, json.dumps(args, sort_keys=True, default=repr), threads)
         self.pruner, self.args, self.threads = pruner, dict(args), threads
         self.proc: subprocess.Popen | None = None
+        self._cwd: str | None = None
 
     def _start(self) -> None:
         to_child, from_parent = os.pipe()[::-1]
         from_child, to_parent = os.pipe()
         main = threading.current_thread() is threading.main_thread()
-        env = dict(os.environ)
+        env = child_env(dict(os.environ))  # sealed: no plantbench variables, an empty folder to start in
+        self._cwd = tempfile.mkdtemp(prefix="plantbench-pruner-")
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "import sys; from plantbench.sandbox import main; main(sys.argv[1:])",
                  str(from_parent), str(to_parent), str(int(main))],
-                pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env,
+                pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env, cwd=self._cwd,
                 start_new_session=True)  # a group of its own: what the pruner starts ends with it
         finally:
             os.close(from_parent)
@@ -222,6 +229,7 @@ class Sandbox:
     def close(self) -> None:
         """Stop the child and whatever it started (its process group), then reap it."""
         if self.proc is None:
+            self._drop_cwd()
             return
         proc, self.proc = self.proc, None
         for fd in (self._out, self._in):
@@ -231,6 +239,12 @@ class Sandbox:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        self._drop_cwd()
+
+    def _drop_cwd(self) -> None:
+        if self._cwd is not None:
+            shutil.rmtree(self._cwd, ignore_errors=True)
+            self._cwd = None
 
 
 def _exit_status(pid: int, wait: float) -> int | None:
