@@ -295,6 +295,24 @@ def run_cmd(quiet, **options):
         sys.exit(1)
 
 
+@cli.command("verify")
+@click.option("--pruner", required=True, help="The entry's pruner: a baseline name, FILE.py or FILE.py:ClassName.")
+@click.option("--entry", required=True, metavar="DIR", help="The entry's results folder; verification.json goes there.")
+@click.option("--seed-key", "key", required=True, metavar="FILE", help="The secret key file; - reads it from standard input.")
+@click.option("--seeds", type=click.IntRange(1, 100), default=None, help="Secret seed indices to run [default: 3].")
+@click.option("--out", default=None, help="Keep the secret-seed results here [default: a temporary folder].")
+@click.option("--jobs", type=click.IntRange(1, 1024), default=None, help="Worker processes [default: CPU cores].")
+def verify_cmd(pruner, entry, key, seeds, out, jobs):
+    """Rerun an entry's pruner on secret seeds and compare; exit 1 unless its public scores hold up."""
+    from .verify import HEADER, table, verify
+
+    v = verify(pruner, entry, key, seeds, out, jobs)
+    if v.rows:
+        _table(HEADER, table(v))
+    click.echo(f"{v.verdict}: {v.reason}" if v.reason else "verified: the secret-seed scores back the public ones")
+    return 0 if v.verdict == "verified" else 1
+
+
 @cli.command("results")
 @click.argument("path", metavar="PATH")
 @click.option("--format", "fmt", default="markdown", show_default=True, type=click.Choice(["csv", "json", "markdown"]),
