@@ -23,7 +23,7 @@ from plantbench.seal import SeedKey, SeedKeyError, child_env, fingerprint, load_
 from plantbench.seeding import derive_seed
 from plantbench.suite import get_suite
 from plantbench.task import get_task
-from plantbench.verify import FLOOR, K, consistent, tolerance, verify
+from plantbench.verify import FLOOR, K, cells, consistent, judge_cells, tolerance, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = base64.b64encode(bytes(range(40)))  # 56 bytes of text, as `head -c 40 /dev/urandom | base64` gives
@@ -288,3 +288,18 @@ def test_leaderboard_check_reads_verification_json_strictly(tmp_path):
     assert "summary[0]" in _verification_problems(records)[0]
     (entry / verified.FILE).write_text(json.dumps(good).replace('"format": 1', '"format": NaN'))
     assert "'format': NaN is not allowed" in _verification_problems(records)[0]
+
+
+def test_runs_failing_only_on_secret_seeds_fail_the_verification():
+    def rec(seed, status="ok", recall=0.5):
+        base = {"task": "circle@1", "density_target": 0.1, "ticket_density": 0.01, "status": status, "seed": seed}
+        return {**base, **({"normalized_weak": 0.5, "normalized_strong": 0.5, "recall": recall} if status == "ok" else {})}
+
+    public = cells([rec(0), rec(1)])
+    rows, reason = judge_cells(public, cells([rec(0), rec(1, "failed")]))
+    assert reason == "circle@1 at density 0.1: 1 run(s) failed on secret seeds, none on public seeds"
+    assert [r[-1] for r in rows] == [False]
+    assert judge_cells(cells([rec(0), rec(1, "failed")]), cells([rec(0), rec(1, "failed")]))[1] is None
+    assert judge_cells(public, cells([rec(0), rec(1)]))[1] is None
+    _, reason = judge_cells(public, cells([rec(0, recall=0.01), rec(1, recall=0.0)]))
+    assert reason == "circle@1 at density 0.1: recall 0.50 on public seeds, 0.01 on secret seeds (allowed gap 0.15)"
