@@ -54,6 +54,7 @@ PARENT_POLL_S = 0.5
 # --- watching the parent (children and worker processes) --------------------------------------
 
 _watching = False
+_own_folder: str | None = None  # a pruner's process: its temporary starting folder, removed as it ends
 
 
 def watch_parent(interval: float = PARENT_POLL_S) -> None:
@@ -71,6 +72,8 @@ def watch_parent(interval: float = PARENT_POLL_S) -> None:
     def poll():
         while os.getppid() == parent:
             time.sleep(interval)
+        if _own_folder is not None:  # its parent cannot remove it now
+            shutil.rmtree(_own_folder, ignore_errors=True)
         if os.getpgrp() == os.getpid():  # a pruner's process: take what the pruner started along
             os.killpg(os.getpgrp(), signal.SIGKILL)
         os._exit(1)
@@ -337,7 +340,9 @@ def _sha256(path: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    global _own_folder
     from_parent, to_parent, main_thread = int(argv[0]), int(argv[1]), argv[2] == "1"
+    _own_folder = os.getcwd()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     if main_thread:
         _die_with_parent()
