@@ -235,6 +235,7 @@ class Sandbox:
             self._drop_cwd()
             return
         proc, self.proc = self.proc, None
+        self._drop_cwd()  # first: a parent killed while it stops the child leaves no folder behind
         for fd in (self._out, self._in):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -242,7 +243,6 @@ class Sandbox:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        self._drop_cwd()
 
     def _drop_cwd(self) -> None:
         if self._cwd is not None:
@@ -352,6 +352,7 @@ def main(argv: list[str]) -> None:
     while True:
         frame = _read_frame(from_parent, None, 1 << 62)
         if frame is None:  # the parent closed the pipe: done
+            shutil.rmtree(_own_folder, ignore_errors=True)
             return
         request = pickle.loads(frame)  # from the parent, which trusts itself
         _restore(state, request["threads"])

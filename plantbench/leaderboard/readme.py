@@ -115,7 +115,7 @@ def _ranking_section(suite: str, entries: list[Entry], infos: list[TaskInfo], re
     heat = plot_stem(suite, None, "heatmap")
     missing = [] if len(refs) == len(REFERENCE_LABELS) else [
         "Reference records are missing for this suite: `plantbench leaderboard references` computes them.", ""]
-    return ["### Ranking", "", *_table(header, rows, ["r", "l"] + ["r"] * (len(header) - 2)), "", *missing,
+    return ["### Ranking", "", *_table(header, rows, ["r", "l"] + ["r"] * (len(header) - 3) + ["l"]), "", *missing,
             "Scores at the ticket's density are means over seeds, then over tasks; entries that "
             "cover fewer tasks rank below those that cover all. The reference rows show the planted ticket's "
             "own mask at the ticket's density and the dense host at density 1. *Sparsest win* is the lowest "
