@@ -229,6 +229,7 @@ SWEEP_FLAGS = {
     "scheduler": ("--scheduler", {"metavar": "ADDRESS"}),
     "run_timeout": ("--run-timeout", {"type": float, "metavar": "SECONDS"}),
     "reference_cache": ("--reference-cache/--no-reference-cache", {}),
+    "seed_key": ("--seed-key", {"metavar": "FILE"}),
 }
 
 
@@ -293,6 +294,24 @@ def run_cmd(quiet, **options):
         for r in result.failed:
             click.echo(f"  {r['task']} seed {r['seed']} density {r['density_target']:.4g}: {r['error']}", err=True)
         sys.exit(1)
+
+
+@cli.command("verify")
+@click.option("--pruner", required=True, help="The entry's pruner: a baseline name, FILE.py or FILE.py:ClassName.")
+@click.option("--entry", required=True, metavar="DIR", help="The entry's results folder; verification.json goes there.")
+@click.option("--seed-key", "key", required=True, metavar="FILE", help="The secret key file; - reads it from standard input.")
+@click.option("--seeds", type=click.IntRange(1, 100), default=None, help="Secret seed indices to run [default: 3].")
+@click.option("--out", default=None, help="Keep the secret-seed results here [default: a temporary folder].")
+@click.option("--jobs", type=click.IntRange(1, 1024), default=None, help="Worker processes [default: CPU cores].")
+def verify_cmd(pruner, entry, key, seeds, out, jobs):
+    """Rerun an entry's pruner on secret seeds and compare; exit 1 unless its public scores hold up."""
+    from .verify import HEADER, table, verify
+
+    v = verify(pruner, entry, key, seeds, out, jobs)
+    if v.rows:
+        _table(HEADER, table(v))
+    click.echo(f"{v.verdict}: {v.reason}" if v.reason else "verified: the secret-seed scores back the public ones")
+    return 0 if v.verdict == "verified" else 1
 
 
 @cli.command("results")

@@ -53,6 +53,10 @@ class SweepConfig:
         default=True, metadata=_help("Reuse the references (planted ticket, dense host) cached on disk by earlier "
                                      "sweeps ($PLANTBENCH_CACHE/references, else ~/.cache/plantbench/references); "
                                      "off, every sweep recomputes them."))
+    seed_key: str | os.PathLike | object | None = field(
+        default=None, metadata=_help("A secret key file (at least 32 bytes; - reads it from standard input): "
+                                     "seeds derive from it and cannot be re-planted without it. Records keep "
+                                     "the seed index and the key's fingerprint."))
 
     def __post_init__(self):
         # Lists, a dict of arguments, a single name or None are accepted and stored as tuples,
@@ -136,6 +140,10 @@ class SweepConfig:
             raise ParameterError("executor", f"expected one of {', '.join(EXECUTORS)}", repr(self.executor))
         if self.scheduler is not None and not isinstance(self.scheduler, str):
             raise ParameterError("scheduler", "expected an address such as tcp://host:8786", repr(self.scheduler))
+        from .seal import SeedKey
+
+        if self.seed_key is not None and not isinstance(self.seed_key, (str, os.PathLike, SeedKey)):
+            raise ParameterError("seed_key", "expected a key file, or - for standard input", type(self.seed_key).__name__)
         if self.scheduler and self.executor != "dask":
             raise ParameterError("scheduler", "only the dask executor takes a scheduler", self.scheduler)
 

@@ -1,9 +1,10 @@
 """The result record: one self-describing JSON line per run, with its mask packed in an .npz beside it.
 
 Schema version history (bump SCHEMA_VERSION with a line here on any change to the fields):
-  1: first release. Later, still 1: the optional field plantbench_version (the plantbench that
-     wrote the record, whose own code the pruner source hash leaves out); records without it
-     stay valid.
+  1: first release. Later, still 1, two optional fields that records written before them lack:
+     plantbench_version (the plantbench that wrote the record, whose own code the pruner source
+     hash leaves out), and seed_key (the seed key's fingerprint), carried by the records of
+     sweeps run with a secret seed key only.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ SCHEMA = (
     Field("schema", int), Field("run_id", str),
     Field("pruner", str), Field("pruner_args", dict), Field("pruner_source_sha256", str),
     Field("plantbench_version", str, optional=True),
+    Field("seed_key", str, optional=True),  # the secret seed key's fingerprint (plantbench.seal)
     Field("suite", str), Field("task", str), Field("depth", int), Field("widths", list),
     Field("ticket_density", float), Field("ticket_size", int), Field("metric", str),
     Field("protocol", dict), Field("device", str), Field("versions", dict),
@@ -64,11 +66,17 @@ JUDGED = ("density", "bias_density", "effective_density", "collapsed_layers", "s
 
 
 def run_id(pruner: str, pruner_args: dict, suite: str, task: str, widths: list[int], seed: int,
-           density_target: float) -> str:
-    """The identity of a run: a hash of what defines it (not of when or where it ran)."""
-    key = json.dumps({"pruner": pruner, "args": pruner_args, "suite": suite, "task": task,
-                      "widths": list(widths), "seed": seed, "density": round(float(density_target), 12)},
-                     sort_keys=True)
+           density_target: float, seed_key: str | None = None) -> str:
+    """The identity of a run: a hash of what defines it (not of when or where it ran).
+
+    seed_key: the fingerprint of a secret seed key (plantbench.seal), None for public seeds,
+    whose run ids it leaves as they were.
+    """
+    fields = {"pruner": pruner, "args": pruner_args, "suite": suite, "task": task,
+              "widths": list(widths), "seed": seed, "density": round(float(density_target), 12)}
+    if seed_key is not None:
+        fields["seed_key"] = seed_key
+    key = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -77,9 +85,14 @@ def versions() -> dict:
 
 
 def make_header(pruner: str, pruner_args: dict, source_sha256: str, suite: str, task, depth: int,
-                widths: list[int], ticket_size: int, ticket_density: float, protocol, device: str) -> dict:
-    """The fields every run of a group shares, for make_record; task is a Task, protocol a Protocol."""
-    return {"pruner": pruner, "pruner_args": pruner_args, "pruner_source_sha256": source_sha256,
+                widths: list[int], ticket_size: int, ticket_density: float, protocol, device: str,
+                seed_key: str | None = None) -> dict:
+    """The fields every run of a group shares, for make_record; task is a Task, protocol a Protocol.
+
+    seed_key: the secret seed key's fingerprint, recorded only for keyed sweeps.
+    """
+    extra = {} if seed_key is None else {"seed_key": seed_key}
+    return {**extra, "pruner": pruner, "pruner_args": pruner_args, "pruner_source_sha256": source_sha256,
             "plantbench_version": __version__,
             "suite": suite, "task": task.id, "depth": depth, "widths": list(widths),
             "ticket_density": ticket_density, "ticket_size": ticket_size, "metric": task.metric.name,

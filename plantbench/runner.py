@@ -32,6 +32,7 @@ from .loading import PrunerSpec, instantiate, resolve
 from .paths import mask_file, mask_name
 from .plant import plant_task
 from .records import ResultStore, make_header, make_record, pack_mask, run_id
+from .seal import SeedKey, load_key, make_undumpable
 from .seeding import stable_int
 from .seek import SeekFailure, SeekResult, problem_payload, seek_group_in, seek_in, split_mask
 from .suite import get_suite
@@ -41,9 +42,20 @@ from .train import Protocol
 
 @dataclass(frozen=True)
 class RunSpec:
+    """One run: its id, its seed index (recorded), its density and the seed it is planted from.
+
+    plant_seed is the index itself for public seeds; under a seed key it is derived from the key
+    (plantbench.seal) and never recorded, printed or shown (hence repr=False).
+    """
+
     run_id: str
     seed: int
     density: float
+    plant_seed: int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def planted(self) -> int:
+        return self.seed if self.plant_seed is None else self.plant_seed
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Group:
     runs: tuple[RunSpec, ...]
     run_timeout: float = 3600.0
     reference_cache: str | None = None  # the reference cache's folder; None computes every reference
+    seed_key: str | None = None  # the seed key's fingerprint (None: public seeds)
 
     @property
     def args(self) -> dict:
@@ -92,29 +105,33 @@ def device_label(device: str) -> str:
     return f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else "cpu"
 
 
-def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu") -> list[Group]:
+def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu", key: SeedKey | None = None) -> list[Group]:
     """Every run the config asks for, grouped by task; its tasks, densities and seeds narrow the suite.
 
     A run is planned once: a task named twice, or densities equal after rounding, add nothing.
+    key: the secret seed key (plantbench.seal) the runs are planted from; None for public seeds.
     """
     suite = get_suite(config.validate().suite)
     densities = tuple(config.densities) or None
     n_seeds = suite.seeds if config.seeds is None else config.seeds
     args = config.args
-    cache = str(refcache.default_folder()) if config.reference_cache else None
+    # Cached references are filed under the planting seed: never for secret seeds.
+    cache = str(refcache.default_folder()) if config.reference_cache and key is None else None
     groups, seen = [], set()
     for t in dict.fromkeys(config.tasks or suite.tasks):
         task = get_task(t)
         widths = tuple(suite.widths)
         runs = []
+        fp = key.fingerprint if key is not None else None
         for s in range(n_seeds):
+            planted = key.derive(suite.id, task.id, s) if key is not None else None
             for d in suite.grid(t, densities):
-                rid = run_id(pruner.name, args, suite.id, task.id, list(widths), s, d)
+                rid = run_id(pruner.name, args, suite.id, task.id, list(widths), s, d, seed_key=fp)
                 if rid not in seen:
                     seen.add(rid)
-                    runs.append(RunSpec(rid, s, d))
+                    runs.append(RunSpec(rid, s, d, planted))
         groups.append(Group(pruner, config.pruner_args, suite.id, t, suite.depth, widths, suite.protocol, device,
-                            tuple(runs), float(config.run_timeout), cache))
+                            tuple(runs), float(config.run_timeout), cache, fp))
     return groups
 
 
@@ -152,11 +169,12 @@ def run_group(group: Group, on_run: Callable[[str], None] | None = None, interru
     if on_run:
         on_run(f"judge {group.task}" + (" (interrupted; judging the runs already pruned)" if stopped else ""))
     widths = list(group.widths)
-    seeds = sorted({r.seed for r in group.runs if r.run_id in seeked})
+    # Planting seeds, not indices: under a seed key they are the secret ones (see RunSpec).
+    seeds = sorted({r.planted for r in group.runs if r.run_id in seeked})
     nets = {s: plant_task(task, group.depth, widths, s, device=group.device) for s in seeds}
     data = {s: task.dataset(s) for s in seeds}
     judged = [r for r in group.runs if r.run_id in seeked]
-    entries = [Entry(r.seed, *seeked[r.run_id][1], stable_int(r.run_id)) for r in judged]
+    entries = [Entry(r.planted, *seeked[r.run_id][1], stable_int(r.run_id)) for r in judged]
     cache = refcache.ReferenceCache(group.reference_cache) if group.reference_cache else None
     scores, refs, _ = judge_with_references(task, nets, data, entries, group.protocol, group.device, cache=cache)
     scores = dict(zip((r.run_id for r in judged), scores))
@@ -174,7 +192,7 @@ def run_group(group: Group, on_run: Callable[[str], None] | None = None, interru
         s = scores[run.run_id]
         timings = {"pruner_seconds": result.seconds, "pruner_epochs": result.epochs,
                    "judge_seconds": s["judge_seconds"]}
-        rec = make_record(header, run.run_id, run.seed, run.density, now, judged=s, references=refs[run.seed],
+        rec = make_record(header, run.run_id, run.seed, run.density, now, judged=s, references=refs[run.planted],
                           timings=timings, mask_file=mask_file(name), metric=task.metric)
         bad = _not_finite(rec)
         if bad:
@@ -211,7 +229,7 @@ def _seek_all(group: Group, task, on_run, interruptible: bool) -> tuple[dict[str
             on_run(f"seek {group.task}")
 
     def payload(run):
-        return problem_payload(task, group.depth, list(group.widths), run.seed, run.density, group.device,
+        return problem_payload(task, group.depth, list(group.widths), run.planted, run.density, group.device,
                                group.protocol)
 
     try:
@@ -244,7 +262,8 @@ def _header(group: Group, task, net) -> dict:
         sizes = [task.n_in, *widths, task.n_out]
         ticket_density = ticket_size / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return make_header(group.pruner.name, group.args, group.pruner.source_sha256, group.suite, task, group.depth,
-                       widths, ticket_size, ticket_density, group.protocol, device_label(group.device))
+                       widths, ticket_size, ticket_density, group.protocol, device_label(group.device),
+                       seed_key=group.seed_key)
 
 
 def error_text(e: BaseException) -> str:
@@ -289,6 +308,7 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
         on_plan: called once with (runs to do, runs skipped) before any compute.
     """
     config.validate()
+    key = load_key(config.seed_key) if config.seed_key is not None else None
     spec = resolve(config.pruner)  # fails fast on a broken file
     instantiate(spec.load(), config.args)  # and on arguments the constructor refuses
     device = config.device
@@ -301,17 +321,20 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
         raise ParameterError("out", f"cannot write there ({e.strerror or e})", store.root) from None
     global _coordinator
     _coordinator = os.getpid()
+    if key is not None:
+        make_undumpable()  # the derived seeds live here: no /proc reading by a same-user process
     with contextlib.ExitStack() as stack:
         stack.enter_context(store.lock())
         stack.callback(sandbox.close_all)
         sigterm_as_interrupt(stack)
-        return _sweep(config, spec, device, store, progress, on_plan)
+        return _sweep(config, spec, device, store, progress, on_plan, key)
 
 
-def _sweep(config, spec, device, store, progress, on_plan) -> SweepResult:
+def _sweep(config, spec, device, store, progress, on_plan, key=None) -> SweepResult:
+    _check_key(key, store)
     finished = store.finished()
     _check_source(spec, finished, store.root)
-    groups, skipped, previous = _pending(plan(config, spec, device), finished, store)
+    groups, skipped, previous = _pending(plan(config, spec, device, key), finished, store)
     if not config.scheduler:  # a --scheduler cluster's size is its own
         groups = balance(groups, config.jobs or default_jobs())
     if on_plan:
@@ -347,6 +370,18 @@ def _check_source(spec: PrunerSpec, finished: dict[str, dict], root: Path) -> No
                               f"{old[0][:12]}, now {spec.source_sha256[:12]}); restore that file, or use another --out")
 
 
+def _check_key(key: SeedKey | None, store: ResultStore) -> None:
+    """A folder holds runs of one seed key (or public seeds) only: resuming with another is refused."""
+    want = key.fingerprint if key is not None else None
+    found = {r.get("seed_key") for r in store.records()[0]} - {want}
+    if found:
+        other = sorted(found, key=str)[0]
+        held = "public-seed runs" if other is None else f"runs made with seed key {str(other)[:16]!r}"
+        now = "public seeds" if want is None else f"seed key {want}"
+        raise PlantbenchError(f"{store.root} holds {held}, not {now}; resume it with the same seed key, or use "
+                              "another --out")
+
+
 def _pending(groups: list[Group], finished: dict[str, dict], store: ResultStore) -> tuple[list[Group], int, list[dict]]:
     """The groups cut down to their runs without a usable record (one whose mask is in its file),
     the number skipped, and the records of those."""
@@ -368,5 +403,7 @@ _coordinator: int | None = None  # the process running sweep(); a worker process
 def _worker(group: Group) -> GroupResult:
     if os.getpid() != _coordinator:
         sandbox.watch_parent()  # a worker process outlives no coordinator
+        if group.seed_key is not None:
+            make_undumpable()  # it holds the group's derived seeds
     torch.set_num_threads(1)  # one core per worker; the workers share the machine
     return run_group(dataclasses.replace(group, device=resolve_device(group.device)))

@@ -8,7 +8,9 @@ mask back; a run past its time limit has its child killed and replaced, and the 
 What the child receives is what a PruneProblem documents and nothing more: the host's parameters
 at their planted initialisation, the training split, the density, the task's public facts, the
 training protocol, the seed of the pruner's own generator, the device and the pruner's class and
-arguments. It never sees the run seed, the planted ticket, the output scale or the test split.
+arguments. It never sees the run seed, the planted ticket, the output scale or the test split;
+it starts in an empty temporary folder, without plantbench's environment variables
+(plantbench.seal), so that neither its folder nor its environment can tell it more.
 
 What comes back is untrusted: a JSON header and the mask's packed bits, read up to a size the
 parent knows in advance, never unpickled. The parent checks the mask again at the boundary.
@@ -25,10 +27,12 @@ import math
 import os
 import pickle
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ import numpy as np
 import torch
 
 from .errors import PlantbenchError
+from .seal import child_env
 
 _HEAD = struct.Struct("<Q")
 MAX_HEADER_BYTES = 1 << 20  # a reply's JSON header; a mask's bits are counted from its shapes
@@ -49,6 +54,7 @@ PARENT_POLL_S = 0.5
 # --- watching the parent (children and worker processes) --------------------------------------
 
 _watching = False
+_own_folder: str | None = None  # a pruner's process: its temporary starting folder, removed as it ends
 
 
 def watch_parent(interval: float = PARENT_POLL_S) -> None:
@@ -66,6 +72,8 @@ def watch_parent(interval: float = PARENT_POLL_S) -> None:
     def poll():
         while os.getppid() == parent:
             time.sleep(interval)
+        if _own_folder is not None:  # its parent cannot remove it now
+            shutil.rmtree(_own_folder, ignore_errors=True)
         if os.getpgrp() == os.getpid():  # a pruner's process: take what the pruner started along
             os.killpg(os.getpgrp(), signal.SIGKILL)
         os._exit(1)
@@ -143,19 +151,21 @@ class Sandbox:
         self.proc: subprocess.Popen | None = None
         self._batches: bool | None = None
         self._probed = None
+        self._cwd: str | None = None
 
     def _start(self) -> None:
         to_child, from_parent = os.pipe()[::-1]
         from_child, to_parent = os.pipe()
         main = threading.current_thread() is threading.main_thread()
-        env = dict(os.environ)
+        env = child_env(dict(os.environ))  # sealed: no plantbench variables, an empty folder to start in
+        self._cwd = tempfile.mkdtemp(prefix="plantbench-pruner-")
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "import sys; from plantbench.sandbox import main; main(sys.argv[1:])",
                  str(from_parent), str(to_parent), str(int(main))],
-                pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env,
+                pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env, cwd=self._cwd,
                 start_new_session=True)  # a group of its own: what the pruner starts ends with it
         finally:
             os.close(from_parent)
@@ -256,8 +266,10 @@ class Sandbox:
     def close(self) -> None:
         """Stop the child and whatever it started (its process group), then reap it."""
         if self.proc is None:
+            self._drop_cwd()
             return
         proc, self.proc = self.proc, None
+        self._drop_cwd()  # first: a parent killed while it stops the child leaves no folder behind
         for fd in (self._out, self._in):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -265,6 +277,11 @@ class Sandbox:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+    def _drop_cwd(self) -> None:
+        if self._cwd is not None:
+            shutil.rmtree(self._cwd, ignore_errors=True)
+            self._cwd = None
 
 
 def _exit_status(pid: int, wait: float) -> int | None:
@@ -361,7 +378,9 @@ def _call(request: dict) -> tuple[dict, bytes]:
 
 
 def main(argv: list[str]) -> None:
+    global _own_folder
     from_parent, to_parent, main_thread = int(argv[0]), int(argv[1]), argv[2] == "1"
+    _own_folder = os.getcwd()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     if main_thread:
         _die_with_parent()
@@ -371,6 +390,7 @@ def main(argv: list[str]) -> None:
     while True:
         frame = _read_frame(from_parent, None, 1 << 62)
         if frame is None:  # the parent closed the pipe: done
+            shutil.rmtree(_own_folder, ignore_errors=True)
             return
         request = pickle.loads(frame)  # from the parent, which trusts itself
         _restore(state, request["threads"])

@@ -37,6 +37,7 @@ BAD = [
     ({"executor": "slurm"}, "executor", "executor 'slurm': expected one of local, dask"),
     ({"scheduler": "tcp://h:1"}, "scheduler", "scheduler tcp://h:1: only the dask executor takes a scheduler"),
     ({"executor": "dask", "scheduler": 8786}, "scheduler", "scheduler 8786: expected an address"),
+    ({"seed_key": b"0123456789abcdef0123456789abcdef"}, "seed_key", "seed_key bytes: expected a key file"),
 ]
 
 

@@ -137,7 +137,7 @@ def tagged_processes(tag):
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if f"PLANTBENCH_TEST_TAG={tag}".encode() in env and state != "Z":
+        if f"SWEEP_TEST_TAG={tag}".encode() in env and state != "Z":
             found.append(int(pid))
     return found
 
@@ -151,7 +151,7 @@ def gone(tag, wait=8.0):
 
 
 def start_run(tmp_path, tag, *args):
-    env = {**os.environ, "PLANTBENCH_TEST_TAG": tag}
+    env = {**os.environ, "SWEEP_TEST_TAG": tag}
     return subprocess.Popen([sys.executable, "-m", "plantbench.cli", "run", "--suite", "quick", "--device", "cpu",
                              "--quiet", *map(str, args)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -193,9 +193,21 @@ def check(root: str | Path = LEADERBOARD_DIR) -> list[str]:
     problems += found
     problems += _missing_references(root, entries, refs)
     problems += recompute(entries, refs)  # every mask re-judged, weak metrics retrained
+    problems += _verification_problems(records)
     problems += _generated_problems(root)
     problems += site_problems(root)  # the web leaderboard, byte for byte
     return [_line(p) for p in problems]
+
+
+def _verification_problems(records: list[Loaded]) -> list[str]:
+    """Each results folder's verification.json, where there is one: its format (strictly), and
+    that it names the pruner, suite and source sha256 of the folder's records."""
+    from .verified import check_folder
+
+    by_folder: dict[tuple, list[dict]] = defaultdict(list)
+    for item in records:
+        by_folder[(item.folder, item.root)].append(item.rec)
+    return [p for (folder, root), recs in sorted(by_folder.items(), key=str) for p in check_folder(folder, recs, root)]
 
 
 def _line(problem: str, limit: int = 2000) -> str:

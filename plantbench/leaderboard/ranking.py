@@ -83,6 +83,7 @@ class Entry:
     failed: int = 0
     created: str = ""
     sources: set[str] = field(default_factory=set)
+    folders: set[tuple] = field(default_factory=set)  # (results folder, leaderboard root) of its records
 
     @property
     def name(self) -> str:
@@ -151,6 +152,7 @@ def _entries(records: list[Loaded]) -> dict[tuple[str, str, str], Entry]:
         e = entries.setdefault(k, Entry(r["suite"], r["pruner"], dict(r["pruner_args"])))
         e.created = max(e.created, r["created"][:10])
         e.sources.add(r["pruner_source_sha256"])
+        e.folders.add((item.folder, item.root))
     latest = {key: item.rec for key, item in latest_per_run(records).items()}
     for key, r in sorted(latest.items(), key=lambda kv: (kv[0][:3], kv[1]["task"], kv[1]["seed"], -kv[1]["density_target"])):
         k = key[:3]

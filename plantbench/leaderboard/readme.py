@@ -28,6 +28,7 @@ from .ranking import (
     ticket_score,
 )
 from .results import printable
+from .verified import state as verified_state
 
 INTRO = (
     "Each entry is a pruner run on every planted network of a suite: a task's ticket, hidden in a "
@@ -103,8 +104,8 @@ def _table(header: list[str], rows: list[list[str]], align: list[str] | None = N
 def _ranking_section(suite: str, entries: list[Entry], infos: list[TaskInfo], refs: dict[str, Entry]) -> list[str]:
     header = ["#", "pruner", "score @ ticket", "norm. weak @ ticket", "norm. strong @ ticket", "recall @ ticket"]
     header += [f"sparsest win: {md(i.task.partition('@')[0])}" for i in infos]
-    header += ["tasks", "seeds", "failed runs"]
-    rows = [_reference_row(refs[p], infos) for p in REFERENCE_LABELS if p in refs]
+    header += ["tasks", "seeds", "failed runs", "verified"]
+    rows = [_reference_row(refs[p], infos) + ["-"] for p in REFERENCE_LABELS if p in refs]
     for rank, (e, score, covered) in enumerate(ranking(entries, infos), start=1):
         strong = mean(ticket_score(e, i, "normalized_strong") for i in infos)
         weak = mean(ticket_score(e, i, "normalized_weak") for i in infos)
@@ -112,15 +113,17 @@ def _ranking_section(suite: str, entries: list[Entry], infos: list[TaskInfo], re
         wins = [sparsest_win(e, i) for i in infos]
         rows.append([str(rank), md(e.name), _num(score), _num(weak), _num(strong), _num(recall),
                      *[_col(w, i) if w is not None else "-" for w, i in zip(wins, infos)],
-                     f"{covered}/{len(infos)}", str(e.seeds()), str(e.failed)])
+                     f"{covered}/{len(infos)}", str(e.seeds()), str(e.failed), verified_state(e.folders, e.sources)])
     heat = plot_stem(suite, None, "heatmap")
     missing = [] if len(refs) == len(REFERENCE_LABELS) else [
         "Reference records are missing for this suite: `plantbench leaderboard references` computes them.", ""]
-    return ["### Ranking", "", *_table(header, rows, ["r", "l"] + ["r"] * (len(header) - 2)), "", *missing,
+    return ["### Ranking", "", *_table(header, rows, ["r", "l"] + ["r"] * (len(header) - 3) + ["l"]), "", *missing,
             "Scores at the ticket's density are means over seeds, then over tasks; entries that "
             "cover fewer tasks rank below those that cover all. The reference rows show the planted ticket's "
             "own mask at the ticket's density and the dense host at density 1. *Sparsest win* is the lowest "
-            f"density whose mean score is at least {WIN}.", "",
+            f"density whose mean score is at least {WIN}. *Verified*: whether the entry's pruner, rerun by "
+            "the maintainers on secret seeds (`plantbench verify`), scored as it did on the public seeds "
+            "(verified, failed, or not yet).", "",
             f"![score at the ticket's density, pruner by task]({PLOTS_DIR}/{heat}.png)", ""]
 
 
@@ -136,10 +139,11 @@ def _reference_row(e: Entry, infos: list[TaskInfo]) -> list[str]:
 def _entries_section(entries: list[Entry]) -> list[str]:
     rows = [[md(e.name), md(e.suite), md(", ".join(e.tasks)),
              str(sum(len(rs) for t in e.runs.values() for rs in t.values())),
-             str(e.failed), md(e.created), md(", ".join(s[:12] for s in sorted(e.sources)))]
+             str(e.failed), md(e.created), md(", ".join(s[:12] for s in sorted(e.sources))),
+             verified_state(e.folders, e.sources)]
             for e in sorted(entries, key=lambda e: e.name)]
-    table = _table(["pruner", "suite", "tasks", "ok runs", "failed runs", "date", "source sha256"], rows,
-                   ["l", "l", "l", "r", "r", "l", "l"])
+    table = _table(["pruner", "suite", "tasks", "ok runs", "failed runs", "date", "source sha256", "verified"], rows,
+                   ["l", "l", "l", "r", "r", "l", "l", "l"])
     return ["### Entries", "", *table, ""]
 
 

@@ -38,6 +38,8 @@ from .ranking import (
 from .readme import REFERENCE_LABELS, _col, _num
 from .results import Loaded, latest_per_run, printable, read_references, read_results
 from .site_pages import entry_page, masks_of, task_graph
+from .verified import STATES
+from .verified import state as verified_state
 
 SITE_DIR = "site"
 ASSETS = ("site.css", "site.js")
@@ -137,6 +139,11 @@ def _td(value: float | None, text: str | None = None, bold: bool = False) -> str
     return f'<td data-value="{repr(float(value)) if ok else ""}">{shown}</td>'
 
 
+def _verified_td(state: str) -> str:
+    """The verification state (plantbench.leaderboard.verified), sorting verified first."""
+    return _td(float(STATES.index(state)), state)
+
+
 def _th_sort(key: str, label: str, current: str | None = None) -> str:
     sort = ' aria-sort="ascending"' if key == current else ""
     return f'<th scope="col" data-key="{key}"{sort}><button type="button">{escape(label)}</button></th>'
@@ -146,7 +153,7 @@ def _ranking_table(suite: str, entries: list[Entry], infos: list[TaskInfo], refs
     cols = [("rank", "#"), ("pruner", "pruner"), ("score", "score @ ticket"), ("weak", "norm. weak @ ticket"),
             ("strong", "norm. strong @ ticket"), ("recall", "recall @ ticket")]
     cols += [(f"win-{slug(i.task)}", f"sparsest win: {i.task.partition('@')[0]}") for i in infos]
-    cols += [("tasks", "tasks"), ("seeds", "seeds"), ("failed", "failed runs")]
+    cols += [("tasks", "tasks"), ("seeds", "seeds"), ("failed", "failed runs"), ("verified", "verified")]
     head = "".join(_th_sort(k, label, "rank") for k, label in cols)
     rows = [_reference_row(refs[p], infos) for p in REFERENCE_LABELS if p in refs]
     body = []
@@ -157,7 +164,8 @@ def _ranking_table(suite: str, entries: list[Entry], infos: list[TaskInfo], refs
                  _td(score), *(_td(mean(ticket_score(e, i, f) for i in infos))
                                for f in ("normalized_weak", "normalized_strong", "recall")),
                  *(_td(w, _col(w, i)) if w is not None else _td(None) for w, i in zip(wins, infos)),
-                 _td(covered, f"{covered}/{len(infos)}"), _td(e.seeds(), str(e.seeds())), _td(e.failed, str(e.failed))]
+                 _td(covered, f"{covered}/{len(infos)}"), _td(e.seeds(), str(e.seeds())), _td(e.failed, str(e.failed)),
+                 _verified_td(verified_state(e.folders, e.sources))]
         body.append(f'<tr data-pruner="{escape(e.name)}">{"".join(cells)}</tr>')
     heat = plot_stem(suite, None, "heatmap")
     return ['<div class="scroll">', f'<table class="ranking" id="ranking-{slug(suite)}">',
@@ -179,7 +187,7 @@ def _reference_row(e: Entry, infos: list[TaskInfo]) -> str:
             f'<th scope="row">{escape(REFERENCE_LABELS[e.pruner])}</th>{"".join(vals)}'
             + "".join(_td(None) for _ in infos)
             + f'{_td(covered, f"{covered}/{len(infos)}")}{_td(e.seeds(), str(e.seeds()))}{_td(e.failed, str(e.failed))}'
-            "</tr>")
+            f"{_td(None)}</tr>")
 
 
 # --- per task ----------------------------------------------------------------------------------
