@@ -42,6 +42,7 @@ committed `paper` leaderboard:
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 from ..paths import LEADERBOARD_DIR, PLOTS_DIR, README, REFERENCES_DIR, RUNS_FILE
