@@ -7,7 +7,11 @@ on secret seeds as on public ones, and one that games the public seeds does not.
 
 The rule, per task, density and score (normalised weak, normalised strong, recall): the entry
 passes when mean_public - mean_secret <= max(FLOOR, K * sqrt(sd_public^2 / n_public +
-sd_secret^2 / n_secret)), with sample standard deviations (0 for a single run). One-sided:
+sd_secret^2 / n_secret)), with sample standard deviations (0 for a single run). Recall is a
+share of the ticket's m entries, so it moves in steps of 1/m: on a small ticket a few seeds can
+all land on the same step and show no spread at all. Its standard deviations are therefore at
+least the binomial one, sqrt(p (1 - p) / m), with p the mean recall over both sides' runs (the
+spread of a pruner that keeps each ticket entry independently with probability p). One-sided:
 scoring better on secret seeds is no sign of gaming. A run that fails on secret seeds where no
 run failed on public seeds fails the verification too.
 """
@@ -47,16 +51,27 @@ def sample_sd(values: list[float]) -> float:
     return math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
-def tolerance(public: list[float], secret: list[float], floor: float = FLOOR, k: float = K) -> float:
-    """The largest public-minus-secret gap of means that still verifies (both sides non-empty)."""
-    se = math.sqrt(sample_sd(public) ** 2 / len(public) + sample_sd(secret) ** 2 / len(secret))
+def tolerance(public: list[float], secret: list[float], floor: float = FLOOR, k: float = K,
+              steps: int | None = None) -> float:
+    """The largest public-minus-secret gap of means that still verifies (both sides non-empty).
+
+    steps: for a share of `steps` entries (recall: the ticket's size), the binomial standard
+    deviation at the pooled mean is the least spread assumed on either side (see the module).
+    """
+    least = 0.0
+    if steps:
+        p = min(1.0, max(0.0, math.fsum(public + secret) / len(public + secret)))
+        least = math.sqrt(p * (1 - p) / steps)
+    se = math.sqrt(max(sample_sd(public), least) ** 2 / len(public)
+                   + max(sample_sd(secret), least) ** 2 / len(secret))
     return max(floor, k * se)
 
 
-def consistent(public: list[float], secret: list[float], floor: float = FLOOR, k: float = K) -> bool:
+def consistent(public: list[float], secret: list[float], floor: float = FLOOR, k: float = K,
+               steps: int | None = None) -> bool:
     """Whether the secret-seed scores back the public ones (see the module's rule)."""
     gap = math.fsum(public) / len(public) - math.fsum(secret) / len(secret)
-    return gap <= tolerance(public, secret, floor, k)
+    return gap <= tolerance(public, secret, floor, k, steps)
 
 
 @dataclass
@@ -66,9 +81,11 @@ class Cell:
     values: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
     failed: int = 0
     ticket: bool = False
+    ticket_size: int | None = None  # the steps of recall (see tolerance)
 
     def add(self, rec: dict) -> None:
         self.ticket = self.ticket or density_key(rec["density_target"]) == density_key(rec["ticket_density"])
+        self.ticket_size = rec["ticket_size"] if isinstance(rec.get("ticket_size"), int) else self.ticket_size
         if rec["status"] != "ok":
             self.failed += 1
             return
@@ -109,12 +126,14 @@ def judge_cells(public: dict, secret: dict) -> tuple[list, str | None]:
             a, b = pub.values[m], sec.values[m]
             if a and not b and not sec.failed:
                 ok, worst = False, max(worst, (math.inf, f"{where}: no secret-seed runs"), key=lambda w: w[0])
-            if not (a and b) or consistent(a, b):
+            steps = pub.ticket_size if m == "recall" else None
+            if not (a and b) or consistent(a, b, steps=steps):
                 continue
             ma, mb = math.fsum(a) / len(a), math.fsum(b) / len(b)
-            excess = (ma - mb) - tolerance(a, b)
+            allowed = tolerance(a, b, steps=steps)
             reason = (f"{where}: {LABELS[m]} {ma:.2f} on public seeds, {mb:.2f} on secret seeds "
-                      f"(allowed gap {tolerance(a, b):.2f})")
+                      f"(allowed gap {allowed:.2f})")
+            excess = (ma - mb) - allowed
             ok, worst = False, max(worst, (excess, reason), key=lambda w: w[0])
         rows.append((task, d, pub, sec, ok))
     return rows, worst[1]

@@ -4,6 +4,7 @@ by re-planting the public seeds or by reading the seed out of the pruner's surro
 import base64
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -244,6 +245,13 @@ def test_the_tolerance_rule_on_known_cases():
     assert consistent([0.9, 0.9], [0.9 - FLOOR + 1e-9])
     assert not consistent([1.0, 1.0, 1.0], [0.01, 0.02, 0.0])  # the re-planting pruner
     assert consistent([0.1, 0.1], [1.0, 1.0])  # better on secret seeds: no sign of gaming
+    # Recall on a 4-entry ticket moves in steps of 0.25: five public seeds at 0.25 or 0.5 and three
+    # secret seeds at 0 have little sample spread, but a random mask at density 0.1 gives exactly that.
+    lucky, unlucky = [0.25, 0.5, 0.5, 0.25, 0.25], [0.0, 0.0, 0.0]
+    assert not consistent(lucky, unlucky) and consistent(lucky, unlucky, steps=4)
+    assert tolerance(lucky, unlucky, steps=4) == pytest.approx(K * math.sqrt(0.21875 * 0.78125 / 4 * (1 / 5 + 1 / 3)))
+    assert not consistent([1.0] * 5, [0.0, 0.25, 0.0], steps=4)  # the re-planting pruner on relu
+    assert not consistent([1.0] * 5, [0.01, 0.02, 0.0], steps=100)  # and on a 100-weight ticket
     noisy = [0.0, 0.6, 0.2, 0.8, 0.4]
     assert consistent(noisy, [0.1, 0.0, 0.2]) and not consistent([0.9, 0.95, 0.92, 0.91, 0.94], [0.5, 0.55, 0.6])
 
