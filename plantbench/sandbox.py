@@ -72,24 +72,33 @@ def watch_parent(interval: float = PARENT_POLL_S) -> None:
     def poll():
         while os.getppid() == parent:
             time.sleep(interval)
-        if _own_folder is not None:  # its parent cannot remove it now
-            shutil.rmtree(_own_folder, ignore_errors=True)
-        if os.getpgrp() == os.getpid():  # a pruner's process: take what the pruner started along
-            os.killpg(os.getpgrp(), signal.SIGKILL)
-        os._exit(1)
+        _orphaned()
 
     threading.Thread(target=poll, name="plantbench-watch-parent", daemon=True).start()
 
 
+def _orphaned(*_) -> None:
+    """The parent has gone: remove this process's own folder (nobody else will), take down what
+    a pruner's process started, and exit."""
+    if _own_folder is not None:
+        shutil.rmtree(_own_folder, ignore_errors=True)
+    if os.getpgrp() == os.getpid():  # a pruner's process: take what the pruner started along
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(1)
+
+
 def _die_with_parent() -> None:
-    """Linux: SIGKILL when the parent's thread that started us ends (prctl PR_SET_PDEATHSIG)."""
+    """Linux: SIGTERM when the parent's thread that started us ends (prctl PR_SET_PDEATHSIG),
+    handled by _orphaned, so that a worker killed outright leaves no folder behind; the poll of
+    watch_parent covers a pruner that replaces the handler."""
     if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
+        signal.signal(signal.SIGTERM, _orphaned)
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):  # no libc prctl: the poll still covers it
         pass
 
