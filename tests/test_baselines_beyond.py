@@ -328,3 +328,24 @@ def test_masks_pass_validation_on_a_real_problem(pruner):
     checked = validate_mask(mask, shapes, bias_shapes, problem.density)
     assert kept(checked, shapes) <= round(0.1 * sum(torch.Size(s).numel() for s in shapes.values()))
     assert_untouched(problem.model, before)
+
+
+def test_prospr_halves_a_diverging_inner_lr_until_the_meta_gradient_is_finite():
+    problem = random_problem([3, 8, 8, 2], n=32)
+    x, y = problem.x, problem.y
+
+    def finite(scores):
+        return all(bool(torch.isfinite(s).all()) for s in scores.values())
+
+    assert not finite(ProsPr(inner_steps=3, inner_lr=1e12, retries=0).scores(problem, x, y))  # diverges
+    rescued = ProsPr(inner_steps=3, inner_lr=1e12, retries=60).scores(problem, x, y)
+    assert finite(rescued)
+    # the first finite lr in the halving sequence gives exactly its own scores
+    lr = 1e12
+    while not finite(ProsPr(inner_steps=3, inner_lr=lr, retries=0).scores(problem, x, y)):
+        lr /= 2
+    direct = ProsPr(inner_steps=3, inner_lr=lr, retries=0).scores(problem, x, y)
+    assert all(torch.equal(rescued[n], direct[n]) for n in direct)
+    # a trajectory that trains is scored as before: retries change nothing
+    base = ProsPr().scores(problem, x, y)
+    assert finite(base) and all(torch.equal(base[n], ProsPr(retries=0).scores(problem, x, y)[n]) for n in base)
