@@ -193,7 +193,7 @@ def test_a_signal_saves_the_runs_already_pruned_and_leaves_no_process(tmp_path, 
     proc = start_run(tmp_path, tag, "--pruner", pruner, "--task", "relu", "--seeds", 1, "--jobs", 1, "--out", out)
     wait_for(tmp_path / "hanging", proc)
     proc.send_signal(sig)
-    output = proc.communicate(timeout=120)[0]
+    output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 130, output
     assert "interrupted; finished runs are saved and a rerun resumes" in output
     assert "Traceback" not in output
