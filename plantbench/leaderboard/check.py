@@ -23,20 +23,17 @@ committed `paper` leaderboard:
   * chance is recomputed exactly (1e-12 relative); normalized_strong and normalized_weak must
     equal Metric.normalise of the record's own values within 1e-9.
   * weak, references.ticket_weak and references.dense_weak are retrained under the suite's
-    protocol, each mask with its own batch order (seeded by its run id, as when it was judged).
-    With the torch version that wrote the record they must agree within WEAK_RTOL = 1e-4
-    relative. Retraining in check's batches (other batch mates and sizes than the sweep's, which
-    the batched matrix products round differently) is not bit-exact: it reproduced a `quick`
-    leaderboard of 48 records within 3.4e-7 relative (1 epoch), and on the `paper` suite (10
-    epochs; relu, seed 0) most weak values within 1e-6 to 7e-5 relative, the rounding grown by
-    training (docs/experiments/weak_reproduction.py). 1e-4 moves a normalised score by < 2e-5. With another torch version (or build: a CUDA build's version string is
-    not the CPU build's) their normalised values must agree within WEAK_NORM_TOL = 0.1: the last
-    change of the optimiser code, equal within float rounding, moved the dense ReLU host's
-    normalised weak score by up to 0.065. A maintainer re-checks such a record with the torch
-    version it names. The recorded `device` never loosens a tolerance: it is the submitter's word.
-  * time: retraining is most of check's cost. The committed `paper` leaderboard (1,275 entry
-    and 30 reference records) took 2,003 s of judging when its sweeps ran (the sum of their
-    judge_seconds); check retrains every network once more: about half an hour on 2 CPU cores.
+    protocol, each mask with its own batch order (seeded by its run id, as when it was judged),
+    and must agree within WEAK_NORM_TOL = 0.3 on the normalised scale (or 1e-4 relative), for
+    every record whatever torch build or device it names. Retraining is not bit-exact: the
+    judge's stacked optimiser step rounds a network's update differently with other batch mates
+    and batch sizes, and ten epochs of training grow that rounding. On the committed `paper`
+    leaderboard (1,830 records, 2026-11-23, the torch that wrote them) the largest deviations
+    were 0.281 normalised for weak, 0.063 for references.dense_weak and 6e-5 relative for
+    references.ticket_weak (docs/experiments/weak_reproduction.py), so the bound catches a weak
+    score moved toward the planted ticket's but not a small edit. Making the stacked step
+    independent of batch mates (as plantbench.train_many already is) would let it be tight.
+  * time: the whole check of that leaderboard took 4 min on 2 CPU cores (2 processes).
 """
 
 from __future__ import annotations
