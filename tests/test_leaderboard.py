@@ -411,7 +411,8 @@ def test_tampered_reference_records_fail_check(board, field, needle):
     recs = references(board)
     target = recs[0]
     if field.startswith("references."):
-        target["references"][field.split(".")[1]] *= 1.5
+        key = field.split(".")[1]  # moved beyond retraining's tolerance
+        target["references"][key] = target["references"][key] * 4 + 0.5
     else:
         target[field] = target[field] * 0.5 + 0.25
     rewrite_references(board, recs)
