@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -45,10 +46,7 @@ LABELS = {"normalized_weak": "normalised weak", "normalized_strong": "normalised
 
 def sample_sd(values: list[float]) -> float:
     """Sample standard deviation (ddof 1); 0 for fewer than two values."""
-    if len(values) < 2:
-        return 0.0
-    m = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def tolerance(public: list[float], secret: list[float], floor: float = FLOOR, k: float = K,
