@@ -75,6 +75,7 @@ def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 30, ridge: fl
         return (lse - (z * onehot).sum(-1)).mean(1) + ridge * a.pow(2).sum(1)
 
     loss = loss_of(a)
+    done = torch.zeros(K, dtype=torch.bool, device=f.device)
     for _ in range(iters):
         z = g * a[:, None]
         p = (z - z.amax(-1, keepdim=True)).exp_()
@@ -85,16 +86,17 @@ def fit_logit_scale(f: torch.Tensor, y: torch.Tensor, iters: int = 30, ridge: fl
         step = torch.linalg.solve(hess + damping * eye, grad.unsqueeze(-1)).squeeze(-1)
         trial = a - step
         new = loss_of(trial)
-        better = new < loss
+        better = (new < loss) & ~done  # a converged network keeps its scales: its result is its own
         a = torch.where(better[:, None], trial, a)
         gain = (loss - new).clamp_min(0)
         loss = torch.where(better, new, loss)
         damping = torch.where(better[:, None, None], damping / 4, damping * 4).clamp(1e-9, 1e9)
-        # Converged everywhere: the loss no longer falls, and either the steps are full Newton
+        # Converged: the loss no longer falls, and either the steps are full Newton
         # steps or the gradient has vanished (then rounding rejects every step and the damping
         # only grows, as it does at once for a network whose outputs are all zero).
         settled = (damping[:, 0, 0] < 1e-3) | (grad.abs().amax(-1) < 1e-9)
-        if bool(((gain < tol) & settled).all()):
+        done |= (gain < tol) & settled
+        if bool(done.all()):
             break
     return torch.where(rms > 0, a / rms.clamp_min(1e-300), torch.zeros_like(a))
 

@@ -20,8 +20,6 @@ from .train import train_stacked
 if TYPE_CHECKING:
     from .pruner import PruneProblem
 
-_VECTOR = 64  # entries; a multiple of every SIMD width the optimiser's kernels use for float32 and float64
-
 
 def train_many(problems: Sequence[PruneProblem], masks: Sequence[Mapping[str, torch.Tensor]], epochs: int,
                targets: Sequence[torch.Tensor | None] | None = None) -> None:
@@ -73,8 +71,6 @@ def _train_together(problems: list[PruneProblem], masks: list, ys: list[torch.Te
     ws = [torch.stack([w[l].detach() for w in ws0]) for l in range(depth)]
     bs = [torch.stack([b[l].detach() for b in bs0]) for l in range(depth)]
     x, y, generators = torch.stack([p.x for p in problems]), torch.stack(ys), [p.generator for p in problems]
-    if len(problems) > 1:
-        ws, bs, wm, bm, x, y, generators = _padded(ws, bs, wm, bm, x, y, generators)
     ws, bs = train_stacked(ws, bs, wm, bm, x, y, first.task.kind, first.protocol, generators, epochs=epochs)
     with torch.no_grad():
         for k, p in enumerate(problems):
@@ -82,32 +78,6 @@ def _train_together(problems: list[PruneProblem], masks: list, ys: list[torch.Te
                 ws0[k][l].copy_(torch.where(wm[l][k], ws[l][k], ws0[k][l]))
                 bs0[k][l].copy_(torch.where(bm[l][k], bs[l][k], bs0[k][l]))
             p.epochs_used += epochs
-
-
-def _padded(ws, bs, wm, bm, x, y, generators):
-    """The stack with one idle network appended whose kept entries round the total up to a
-    multiple of _VECTOR.
-
-    Why: the optimiser updates the kept entries in one flat buffer with SIMD code, and the
-    entries past the last full vector in scalar code, which rounds differently in the last
-    bit. Without a remainder every entry of every problem takes the vector path, wherever its
-    batch mates put it, so a result never depends on the problems beside it. The idle network
-    has zero weights, trains on a copy of the first problem's data with its own generator, and
-    is thrown away.
-    """
-    kept = sum(int(m.sum()) for m in [*wm, *bm])
-    extra = -kept % _VECTOR
-    pad_w, pad_b = [], []
-    for m in [*wm, *bm]:
-        flat = torch.zeros(m[0].numel(), dtype=torch.bool, device=m.device)
-        take = min(extra, flat.numel())
-        flat[:take] = True
-        extra -= take
-        (pad_w if len(pad_w) < len(wm) else pad_b).append(flat.view(m[0].shape))
-    cat = lambda ts, pads: [torch.cat([t, p[None]]) for t, p in zip(ts, pads)]  # noqa: E731
-    zeros = lambda ts: [torch.zeros_like(t[0]) for t in ts]  # noqa: E731
-    return (cat(ws, zeros(ws)), cat(bs, zeros(bs)), cat(wm, pad_w), cat(bm, pad_b), torch.cat([x, x[:1]]),
-            torch.cat([y, y[:1]]), [*generators, torch.Generator().manual_seed(0)])
 
 
 def _bias_mask(mask: Mapping[str, torch.Tensor], layer: int, bias: torch.Tensor) -> torch.Tensor:

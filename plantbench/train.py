@@ -150,9 +150,13 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
     if epochs <= 0 or N == 0:
         return params[:L], params[L:]
     kept = keep.nonzero().squeeze(1)
+    n_kept = kept.numel()
     grad = torch.empty_like(flat)
     grads = _views(grad, shapes)
-    compact = flat.index_select(0, kept)
+    # The optimiser's buffers, padded to whole vectors: see _VECTOR.
+    compact = flat.new_zeros(n_kept + -n_kept % _VECTOR)
+    compact_grad = torch.zeros_like(compact)
+    compact[:n_kept] = flat.index_select(0, kept)
     optimizer = _optimizer(compact, protocol)
     rows = torch.arange(K, device=x.device)[:, None]
     B = protocol.batch_size
@@ -167,10 +171,19 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
             for start in range(0, N, B):
                 _gradients(params, xe[:, start:start + B], ye[:, start:start + B], kind, protocol.loss_scale,
                            scale, out=grads)
-                compact.grad = grad.index_select(0, kept)
+                torch.index_select(grad, 0, kept, out=compact_grad[:n_kept])
+                compact.grad = compact_grad
                 optimizer.step()
-                flat.index_copy_(0, kept, compact.detach())
+                flat.index_copy_(0, kept, compact.detach()[:n_kept])
     return params[:L], params[L:]
+
+
+# The optimiser updates the kept entries of all K networks in one flat buffer with SIMD code, and
+# the entries past the last full vector in scalar code, which rounds differently in the last bit.
+# Padding the buffer with idle zeros to a multiple of _VECTOR entries (a multiple of every SIMD
+# width and cache-line unit the CPU kernels use, float32 and float64) sends every entry down the
+# vector path wherever it sits, so a network's training never depends on its batch mates.
+_VECTOR = 64
 
 
 def _views(flat: torch.Tensor, shapes) -> list[torch.Tensor]:

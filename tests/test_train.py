@@ -219,3 +219,45 @@ def test_bad_targets_are_a_usage_error(kind, targets, message):
     ones = {n: torch.ones_like(p, dtype=torch.bool) for n, p in problem.model.prunable()}
     with pytest.raises(UsageError, match=message):
         problem.train(ones, 1, targets=targets)
+
+
+def _stack(nets, masks, L):
+    return ([torch.stack([n[0][l] for n in nets]) for l in range(L)], [torch.stack([n[1][l] for n in nets]) for l in range(L)],
+            [torch.stack([m[0][l] for m in masks]) for l in range(L)], [torch.stack([m[1][l] for m in masks]) for l in range(L)])
+
+
+@pytest.mark.parametrize("loss_scale", ["raw", "fitted"])
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_a_network_trains_bit_for_bit_the_same_alone_and_with_batch_mates(kind, loss_scale):
+    """The optimiser's buffer is padded to whole vectors, and the class-scale fit stops each network
+    at its own convergence: so retraining one record alone reproduces what its sweep trained."""
+    g = torch.Generator().manual_seed(3)
+    sizes, K, N, L = [2, 12, 12, 3], 4, 120, 3
+    nets = [([torch.randn(o, i, generator=g) * 0.5 for i, o in zip(sizes[:-1], sizes[1:])],
+             [torch.randn(o, generator=g) * 0.1 for o in sizes[1:]]) for _ in range(K)]
+    masks = [([torch.rand(o, i, generator=g) < 0.3 + 0.2 * k for i, o in zip(sizes[:-1], sizes[1:])],
+              [torch.rand(o, generator=g) < 0.8 for o in sizes[1:]]) for k in range(K)]
+    x = torch.rand(K, N, 2, generator=g) * 2 - 1
+    y = (torch.randint(0, 3, (K, N), generator=g) if kind == "classification" else torch.randn(K, N, 3, generator=g))
+    protocol = Protocol(batch_size=16, loss_scale=loss_scale)
+
+    def train(idx):
+        return train_stacked(*_stack([nets[i] for i in idx], [masks[i] for i in idx], L), x[idx], y[idx], kind,
+                             protocol, [torch.Generator().manual_seed(10 + i) for i in idx], epochs=3)
+
+    together, alone = train([0, 1, 2, 3]), train([2])
+    reordered = train([3, 2])
+    for l in range(L):
+        assert torch.equal(together[0][l][2], alone[0][l][0]) and torch.equal(together[1][l][2], alone[1][l][0])
+        assert torch.equal(reordered[0][l][1], alone[0][l][0])
+
+
+def test_the_class_scale_fit_of_a_network_ignores_its_batch_mates():
+    """A batch mate that converges slowly must not give a network more Newton steps."""
+    g = torch.Generator().manual_seed(5)
+    f = torch.randn(3, 300, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (3, 300), generator=g)
+    f[1] = f[1] * 40 + 5 * torch.nn.functional.one_hot(y[1], 4)  # nearly separable: many more steps
+    together = fit_logit_scale(f, y)
+    for k in range(3):
+        assert torch.equal(fit_logit_scale(f[k:k + 1], y[k:k + 1])[0], together[k])
