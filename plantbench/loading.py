@@ -6,6 +6,7 @@ import ast
 import hashlib
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -93,10 +94,20 @@ def _import_file(path: Path):
     return module
 
 
-def resolve(ref: str) -> PrunerSpec:
-    """Resolve a pruner reference: a baseline name, a .py path, or PATH.py:ClassName. Fails before any compute."""
+def split_ref(ref: str) -> tuple[str, str, bool]:
+    """(path or baseline name, class name or "", whether it names a file) of a pruner reference;
+    reads nothing but the file system's names."""
     path_part, _, class_part = ref.partition(":") if ref.count(":") == 1 and ".py:" in ref else (ref, "", "")
-    if not path_part.endswith(".py") and not Path(path_part).exists():
+    return path_part, class_part, path_part.endswith(".py") or Path(path_part).exists()
+
+
+def resolve(ref: str) -> PrunerSpec:
+    """Resolve a pruner reference: a baseline name, a .py path, or PATH.py:ClassName. Fails before any compute.
+
+    This imports the pruner's file: the sweep calls it in the pruner's own process only
+    (plantbench.sandbox.describe), never where seeds are derived or networks planted."""
+    path_part, class_part, is_file = split_ref(ref)
+    if not is_file:
         cls = BASELINES.get(ref)
         check_name(cls.name, f"baseline {cls.__name__}")
         return PrunerSpec(ref, None, cls.__name__, cls.name, source_sha256(inspect.getsourcefile(cls)))
@@ -177,7 +188,7 @@ def source_files(path: str | Path) -> list[tuple[str, Path]]:
 def _source_name(file: Path, base: Path) -> str:
     """A file's name in the hash: under the baselines folder `baselines/...` wherever the pruner
     is, else relative to the pruner's folder."""
-    baselines = _baselines_dir()
+    baselines = baselines_dir()
     if baselines is not None and file.is_relative_to(baselines.resolve()):
         return "baselines/" + file.relative_to(baselines.resolve()).as_posix()
     return Path(os.path.relpath(file, base)).as_posix()
@@ -208,9 +219,9 @@ def _module_files(parts: list[str], file: Path, base: Path, level: int) -> list[
     if level:
         root, names = file.parents[level - 1] if level <= len(file.parents) else None, parts
     elif parts[:2] == ["plantbench", "baselines"]:
-        root, names = _baselines_dir(), parts[2:]
+        root, names = baselines_dir(), parts[2:]
     elif parts[:1] == ["baselines"]:
-        root, names = _baselines_dir(), parts[1:]
+        root, names = baselines_dir(), parts[1:]
     elif not parts or parts[0] == "plantbench" or parts[0] in sys.stdlib_module_names:
         return []
     else:
@@ -229,7 +240,7 @@ def _module_files(parts: list[str], file: Path, base: Path, level: int) -> list[
     return [f.resolve() for f in out if f.is_file()]
 
 
-def _baselines_dir() -> Path | None:
+def baselines_dir() -> Path | None:
     """The folder of the baselines package (plantbench.baselines), found without importing it."""
     spec = importlib.util.find_spec("plantbench.baselines")
     return Path(spec.origin).parent if spec and spec.origin else None
@@ -251,6 +262,35 @@ def parse_arg(text: str) -> tuple[str, object]:
         except ValueError:
             pass
     return key, raw
+
+
+def resolved_args(cls: type[Pruner], args: dict) -> dict:
+    """Every constructor argument the pruner runs with: those given, and the defaults of the
+    others, in the signature's order. Records hold these, so a run's hyperparameters are on
+    record whether or not the user typed them; each must be JSON that reads back equal."""
+    sig = inspect.signature(cls)
+    bound = sig.bind(**args)
+    bound.apply_defaults()
+    out = {}
+    for name, value in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        for key, v in (value.items() if kind is inspect.Parameter.VAR_KEYWORD else [(name, value)]):
+            if not _recordable(v):
+                raise PrunerError(f"{cls.__name__} argument {key!r} is {v!r}; records hold every constructor argument, "
+                                  "so each must be JSON: a number, boolean, text, None, or a list or dict of them")
+            out[key] = v
+    return out
+
+
+def _recordable(value) -> bool:
+    """Whether a record holds the value as it is: standard JSON that reads back equal (a tuple
+    would read back as a list)."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError):
+        return False
 
 
 def instantiate(cls: type[Pruner], args: dict) -> Pruner:

@@ -28,7 +28,7 @@ from .errors import MaskError, ParameterError, PlantbenchError
 from .executor import default_jobs, execute, sigterm_as_interrupt
 from .fileio import check_writable
 from .judge import Entry, judge_with_references
-from .loading import PrunerSpec, instantiate, resolve
+from .loading import PrunerSpec
 from .paths import mask_file, mask_name
 from .plant import plant_task
 from .records import ResultStore, make_header, make_record, pack_mask, run_id
@@ -105,16 +105,19 @@ def device_label(device: str) -> str:
     return f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else "cpu"
 
 
-def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu", key: SeedKey | None = None) -> list[Group]:
+def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu", key: SeedKey | None = None,
+         args: dict | None = None) -> list[Group]:
     """Every run the config asks for, grouped by task; its tasks, densities and seeds narrow the suite.
 
     A run is planned once: a task named twice, or densities equal after rounding, add nothing.
     key: the secret seed key (plantbench.seal) the runs are planted from; None for public seeds.
+    args: the pruner's constructor arguments as recorded, every default filled in (sandbox.describe);
+        None: the config's arguments as given.
     """
     suite = get_suite(config.validate().suite)
     densities = tuple(config.densities) or None
     n_seeds = suite.seeds if config.seeds is None else config.seeds
-    args = config.args
+    args = dict(config.args if args is None else args)
     # Cached references are filed under the planting seed: never for secret seeds.
     cache = str(refcache.default_folder()) if config.reference_cache and key is None else None
     groups, seen = [], set()
@@ -130,7 +133,7 @@ def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu", key: Seed
                 if rid not in seen:
                     seen.add(rid)
                     runs.append(RunSpec(rid, s, d, planted))
-        groups.append(Group(pruner, config.pruner_args, suite.id, t, suite.depth, widths, suite.protocol, device,
+        groups.append(Group(pruner, tuple(args.items()), suite.id, t, suite.depth, widths, suite.protocol, device,
                             tuple(runs), float(config.run_timeout), cache, fp))
     return groups
 
@@ -309,8 +312,9 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
     """
     config.validate()
     key = load_key(config.seed_key) if config.seed_key is not None else None
-    spec = resolve(config.pruner)  # fails fast on a broken file
-    instantiate(spec.load(), config.args)  # and on arguments the constructor refuses
+    # Fails fast on a broken file and on arguments the constructor refuses; the pruner's code runs
+    # in a process of its own, never in this one, which derives seeds and plants.
+    spec, args = sandbox.describe(config.pruner, config.args)
     device = config.device
     if not (config.executor == "dask" and config.scheduler and device in ("auto", "cuda")):
         device = resolve_device(device)  # on a remote Dask cluster the workers resolve it (_worker)
@@ -327,14 +331,14 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
         stack.enter_context(store.lock())
         stack.callback(sandbox.close_all)
         sigterm_as_interrupt(stack)
-        return _sweep(config, spec, device, store, progress, on_plan, key)
+        return _sweep(config, spec, args, device, store, progress, on_plan, key)
 
 
-def _sweep(config, spec, device, store, progress, on_plan, key=None) -> SweepResult:
+def _sweep(config, spec, args, device, store, progress, on_plan, key=None) -> SweepResult:
     _check_key(key, store)
     finished = store.finished()
     _check_source(spec, finished, store.root)
-    groups, skipped, previous = _pending(plan(config, spec, device, key), finished, store)
+    groups, skipped, previous = _pending(plan(config, spec, device, key, args), finished, store)
     if not config.scheduler:  # a --scheduler cluster's size is its own
         groups = balance(groups, config.jobs or default_jobs())
     if on_plan:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import PlantbenchError
+from .errors import ParameterError, PlantbenchError, PrunerError, RegistryError, UsageError
 from .seal import child_env
 
 _HEAD = struct.Struct("<Q")
@@ -159,7 +159,6 @@ class Sandbox:
         self.pruner, self.args, self.threads = pruner, dict(args), threads
         self.proc: subprocess.Popen | None = None
         self._batches: bool | None = None
-        self._probed = None
         self._cwd: str | None = None
 
     def _start(self) -> None:
@@ -203,41 +202,54 @@ class Sandbox:
     def batches(self) -> bool:
         """Whether the pruner has its own prune_group (asked of the child once; False on any fault)."""
         if self._batches is None:
-            reply = self._exchange({"probe": True}, [], START_TIMEOUT_S)
-            self._batches = isinstance(reply, list) and self._probed is True
+            reply = self._ask({"probe": True}, START_TIMEOUT_S)
+            self._batches = bool(reply.get("ok")) and reply.get("batched") is True
         return self._batches
 
-    def _exchange(self, body: dict, sizes: list[dict[str, int]], timeout: float) -> list[Outcome] | Outcome:
+    def _ask(self, body: dict, timeout: float) -> dict:
+        """Send one request and read its JSON header: the whole reply of a probe or a description,
+        and the start of a seek's. A fault is {"ok": False, "error": ...}."""
         try:
             if self.proc is None:
                 self._start()
             _write_frame(self._out, pickle.dumps({"pruner": self.pruner, "args": self.args,
                                                   "threads": self.threads, **body}))
-            deadline = time.monotonic() + timeout
-            header = _read_frame(self._in, deadline, MAX_HEADER_BYTES)
+            header = _read_frame(self._in, time.monotonic() + timeout, MAX_HEADER_BYTES)
             if header is None:
-                return Outcome(error=self._died())
+                return {"ok": False, "error": self._died()}
             reply = json.loads(header)
-            if not reply.get("ok"):
-                return Outcome(error=str(reply.get("error"))[:MAX_ERROR_CHARS])
-            if "probe" in body:
-                self._probed = reply.get("batched")
-                return []
+            if not isinstance(reply, dict):
+                raise ValueError("a reply that is not an object")
+            return reply
+        except BaseException as e:  # noqa: BLE001  _fault re-raises what is not the child's fault
+            return {"ok": False, "error": self._fault(e, timeout)}
+
+    def _exchange(self, body: dict, sizes: list[dict[str, int]], timeout: float) -> list[Outcome] | Outcome:
+        deadline = time.monotonic() + timeout
+        reply = self._ask(body, timeout)
+        if not reply.get("ok"):
+            return Outcome(error=str(reply.get("error"))[:MAX_ERROR_CHARS])
+        try:
             results = reply["results"]
             if not (isinstance(results, list) and len(results) == len(sizes)):
                 raise ValueError("a reply for another number of problems")
             return self._masks(results, sizes, deadline)
-        except TimeoutError:
+        except BaseException as e:  # noqa: BLE001  as in _ask
+            return Outcome(error=self._fault(e, timeout))
+
+    def _fault(self, e: BaseException, timeout: float) -> str:
+        """The run's error for a fault while talking to the child; anything else (Ctrl-C, SIGTERM,
+        a child that never started) stops the child and is raised again."""
+        if isinstance(e, TimeoutError):
             self.close()
-            return Outcome(error=f"timeout after {timeout:g} s")
-        except (BrokenPipeError, ConnectionError):
-            return Outcome(error=self._died())
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            return f"timeout after {timeout:g} s"
+        if isinstance(e, (BrokenPipeError, ConnectionError)):
+            return self._died()
+        if isinstance(e, (ValueError, KeyError, TypeError, UnicodeDecodeError)):
             self.close()
-            return Outcome(error=f"the pruner's process sent a malformed reply ({e})")
-        except BaseException:  # Ctrl-C, SIGTERM: the child must not outlive the call
-            self.close()
-            raise
+            return f"the pruner's process sent a malformed reply ({e})"
+        self.close()
+        raise e
 
     def _masks(self, results: list, sizes: list[dict[str, int]], deadline: float) -> list[Outcome] | Outcome:
         """Read the replies' mask bits (one frame for all, its size known from the keys)."""
@@ -330,6 +342,58 @@ def close_all() -> None:
         _open.popitem()[1].close()
 
 
+def describe(ref: str, args: dict):
+    """(PrunerSpec, resolved constructor arguments) for a pruner reference, found in a pruner's
+    process of its own.
+
+    Importing a pruner's file runs its code, and so does building the pruner: neither may happen
+    in the process that derives seeds and plants networks, where that code could read them or
+    hook what plants. A short-lived sealed child resolves the reference, builds the pruner with
+    `args` and reports its name, class and every constructor argument with the defaults filled
+    in (loading.resolved_args); this process checks the reply and hashes the source itself.
+    Errors are those resolve and instantiate raise, one line each.
+    """
+    from .loading import PrunerSpec, baselines_dir, check_name, source_sha256, split_ref
+
+    path_part, class_part, is_file = split_ref(ref)
+    if is_file and not Path(path_part).is_file():
+        raise ParameterError("pruner", f"no such file {path_part}")
+    sent = f"{Path(path_part).resolve()}{':' + class_part if class_part else ''}" if is_file else ref
+    box = Sandbox(None, args, 1)
+    try:
+        reply = box._ask({"describe": sent}, START_TIMEOUT_S)
+    finally:
+        box.close()
+    if not reply.get("ok"):
+        _raise_described(reply, ref)
+    try:
+        name, class_name, resolved = reply["name"], reply["class_name"], reply["args"]
+        check_name(name, ref)
+        if not (isinstance(class_name, str) and class_name.isidentifier() and isinstance(resolved, dict)):
+            raise ValueError("class or arguments of the wrong type")
+        if is_file:
+            return PrunerSpec(ref, str(Path(path_part).resolve()), class_name, name, source_sha256(path_part)), resolved
+        source = Path(str(reply["source"])).resolve()
+        if baselines_dir() is None or source.parent != baselines_dir().resolve() or source.suffix != ".py":
+            raise ValueError(f"a baseline's source outside the baselines folder: {source}")
+        return PrunerSpec(ref, None, class_name, name, source_sha256(str(source))), resolved
+    except (KeyError, TypeError, ValueError) as e:
+        raise PrunerError(f"{ref}: the pruner's process sent a malformed description ({e})") from None
+
+
+_RAISED = {"PrunerError": PrunerError, "RegistryError": RegistryError, "UsageError": UsageError}
+
+
+def _raise_described(reply: dict, ref: str) -> None:
+    """Raise the error the child met while describing, as the same one-line error."""
+    error = str(reply.get("error"))[:MAX_ERROR_CHARS]
+    if "param" in reply:
+        raise ParameterError(str(reply["param"]), error, reply.get("value"))
+    if reply.get("type") in _RAISED:
+        raise _RAISED[reply["type"]](error)
+    raise PrunerError(f"{ref}: {error}")
+
+
 # --- the child's side -------------------------------------------------------------------------
 
 
@@ -365,6 +429,8 @@ def _call(request: dict) -> tuple[dict, bytes]:
     from .seek import problem_from_payload, seek, seek_group
 
     try:
+        if "describe" in request:
+            return _describe(request["describe"], request["args"]), b""
         spec = request["pruner"]
         if spec.path is not None and source_sha256(spec.path) != spec.source_sha256:
             return {"ok": False, "error": f"{spec.path} changed during the sweep; restore it and run again"}, b""
@@ -384,6 +450,29 @@ def _call(request: dict) -> tuple[dict, bytes]:
         blob += [np.packbits(result.mask[k].numpy().reshape(-1)).tobytes() for k in keys]
         replies.append({"keys": keys, "seconds": result.seconds, "epochs": result.epochs})
     return {"ok": True, "results": replies}, b"".join(blob)
+
+
+def _describe(ref: str, args: dict) -> dict:
+    """The child's side of describe: resolve, build, and report what the parent records."""
+    import inspect
+
+    from .loading import instantiate, resolve, resolved_args
+    from .pruner import Pruner
+    from .runner import error_text
+
+    try:
+        spec = resolve(ref)
+        cls = spec.load()
+        instantiate(cls, args)
+        return {"ok": True, "name": spec.name, "class_name": spec.class_name, "args": resolved_args(cls, args),
+                "source": spec.path or inspect.getsourcefile(cls),
+                "batched": getattr(cls, "prune_group", None) is not Pruner.prune_group}
+    except ParameterError as e:
+        return {"ok": False, "error": e.reason, "param": e.param, "value": None if e.value is None else str(e.value)}
+    except PlantbenchError as e:
+        return {"ok": False, "error": str(e), "type": type(e).__name__}
+    except BaseException as e:  # noqa: BLE001  whatever the file raised, reported in one line
+        return {"ok": False, "error": error_text(e)}
 
 
 def main(argv: list[str]) -> None:

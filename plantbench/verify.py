@@ -33,8 +33,8 @@ from .fileio import atomic_write_bytes
 from .leaderboard import verified
 from .leaderboard.ranking import density_key
 from .leaderboard.results import latest_per_run, read_runs
-from .loading import resolve
 from .paths import RUNS_FILE
+from .sandbox import describe
 from .seal import SeedKey, load_key
 
 DEFAULT_SEEDS = 3  # secret seed indices 0..2: a third to a half of a public sweep's cost
@@ -164,7 +164,7 @@ def verify(pruner: str, entry: str | Path, key: str | Path | SeedKey, seeds: int
     entry, seeds = Path(entry), DEFAULT_SEEDS if seeds is None else seeds
     records = _entry(entry)
     key = load_key(key)
-    spec = resolve(pruner)
+    spec, _ = describe(pruner, records[0]["pruner_args"])  # the pruner's code runs in its own process
     first = records[0]
     if spec.name != first["pruner"]:
         raise PlantbenchError(f"{entry} holds runs of {first['pruner']}, not of {spec.name}")

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 
 from plantbench.cli import cli
 from plantbench.config import SweepConfig
+from plantbench.errors import PrunerError
 from plantbench.leaderboard import verified
 from plantbench.leaderboard.check import _verification_problems
 from plantbench.leaderboard.results import read_results
@@ -234,6 +236,48 @@ def test_the_pruners_process_holds_no_seed_ticket_or_test_split(tmp_path, monkey
     monkeypatch.setenv("LEAKED_FOR_THE_TEST", f"seed={planted[0]}")
     recs = _sweep(tmp_path / "leak", str(probe), key, args=args).records
     assert recs and all(r["status"] == "failed" and "found a secret in the environment" in r["error"] for r in recs), [r["error"] for r in recs]
+
+
+IMPORT_WITNESS = '''
+import os
+
+from plantbench import ScorePruner
+
+with open({log!r}, "a") as f:  # runs wherever this file is imported
+    f.write(f"{{os.getpid()}}\\n")
+
+
+class Witness(ScorePruner):
+    name = "witness"
+
+    def __init__(self, power: float = 2.0, label: str = "w"):
+        super().__init__()
+        self.power = power
+
+    def score(self, problem, mask):
+        return {{n: p.detach().abs() ** self.power for n, p in problem.model.prunable()}}
+'''
+
+
+def test_a_pruner_files_code_never_runs_where_seeds_are_derived(tmp_path):
+    """Importing the file, building the pruner and pruning all happen in pruner processes; the
+    sweep learns the class, name and every constructor argument from one of them."""
+    log = tmp_path / "pids"
+    witness = tmp_path / "witness.py"
+    witness.write_text(IMPORT_WITNESS.format(log=str(log)))
+    recs = _sweep(tmp_path / "r", str(witness), _write_key(tmp_path), args={"power": 1.5}).records
+    assert recs and all(r["status"] == "ok" for r in recs)
+    assert all(r["pruner"] == "witness" and r["pruner_args"] == {"power": 1.5, "label": "w"} for r in recs)
+    pids = log.read_text().split()
+    assert pids and str(os.getpid()) not in pids
+
+
+def test_a_constructor_default_a_record_cannot_hold_is_a_one_line_error(tmp_path):
+    witness = tmp_path / "witness.py"
+    witness.write_text(IMPORT_WITNESS.format(log=str(tmp_path / "pids")).replace('label: str = "w"', "label=(1, 2)"))
+    with pytest.raises(PrunerError, match=r"^Witness argument 'label' is \(1, 2\); records hold every constructor"):
+        _sweep(tmp_path / "r", str(witness))
+    assert not (tmp_path / "r").exists()
 
 
 # --- verification -----------------------------------------------------------------------------

@@ -445,3 +445,14 @@ def test_missing_or_misplaced_reference_records_fail_check(board):
     moved["run_id"] = run_id(moved["pruner"], {}, moved["suite"], moved["task"], moved["widths"], 0, 0.5)
     rewrite_references(board, [moved, *recs[1:]])
     assert any("density 0.5 but" in p for p in check(board))
+
+
+def test_entry_names_show_only_the_arguments_that_tell_entries_apart():
+    from plantbench.leaderboard.ranking import Entry, distinguishing_args
+
+    entries = [Entry("paper@1", "synflow", {"rounds": 100}), Entry("paper@1", "synflow", {"rounds": 1}),
+               Entry("paper@1", "imp", {"rounds": 10, "epochs": 5}), Entry("quick@1", "synflow", {"rounds": 1}),
+               Entry("paper@1", "set", {"zeta": 0.3, "epochs": 10}), Entry("paper@1", "set", {"zeta": 0.5, "epochs": 10})]
+    distinguishing_args(entries)
+    assert [e.name for e in entries] == ["synflow (rounds=100)", "synflow (rounds=1)", "imp", "synflow",
+                                         "set (zeta=0.3)", "set (zeta=0.5)"]

@@ -146,7 +146,7 @@ def test_a_pruner_of_one_file_hashes_as_its_bytes(tmp_path):
     data = (tmp_path / "solo.py").read_bytes()
     assert source_sha256(str(tmp_path / "solo.py")) == hashlib.sha256(data).hexdigest()
     spec = resolve("magnitude")  # a baseline that imports nothing of the submission side
-    assert spec.source_sha256 == hashlib.sha256((plantbench.loading._baselines_dir() / "magnitude.py").read_bytes()).hexdigest()
+    assert spec.source_sha256 == hashlib.sha256((plantbench.loading.baselines_dir() / "magnitude.py").read_bytes()).hexdigest()
 
 
 def importable(monkeypatch, folder):
@@ -191,7 +191,7 @@ def test_a_baseline_that_imports_another_baseline_hashes_both(tmp_path, monkeypa
     (folder / "base.py").write_text("def score(p):\n    return 1\n")
     (folder / "derived.py").write_text("from plantbench.baselines.base import score\nfrom .base import score as s\n")
     (folder / "other.py").write_text("from baselines.base import score\n")
-    monkeypatch.setattr(plantbench.loading, "_baselines_dir", lambda: folder)
+    monkeypatch.setattr(plantbench.loading, "baselines_dir", lambda: folder)
     assert [n for n, _ in source_files(folder / "derived.py")] == ["baselines/base.py", "baselines/derived.py"]
     assert [n for n, _ in source_files(folder / "other.py")] == ["baselines/base.py", "baselines/other.py"]
     before = source_sha256(str(folder / "derived.py"))

@@ -84,10 +84,11 @@ class Entry:
     created: str = ""
     sources: set[str] = field(default_factory=set)
     folders: set[tuple] = field(default_factory=set)  # (results folder, leaderboard root) of its records
+    shown: dict | None = None  # the arguments its name shows (distinguishing_args); None: all of them
 
     @property
     def name(self) -> str:
-        return display_name(self.pruner, self.args)
+        return display_name(self.pruner, self.args if self.shown is None else self.shown)
 
     @property
     def tasks(self) -> list[str]:
@@ -160,7 +161,25 @@ def _entries(records: list[Loaded]) -> dict[tuple[str, str, str], Entry]:
             entries[k].runs[r["task"]][density_key(r["density_target"])].append(r)
         else:
             entries[k].failed += 1
+    distinguishing_args(list(entries.values()))
     return entries
+
+
+def distinguishing_args(entries: list[Entry]) -> None:
+    """Set each entry's `shown` arguments: none when it is its suite's only entry of that pruner,
+    else those whose values differ among that pruner's entries. Records hold every constructor
+    argument; a name shows only what tells entries apart."""
+    by_pruner: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_pruner[(e.suite, e.pruner)].append(e)
+    for same in by_pruner.values():
+        keys = {k for e in same for k in e.args}
+        differ = {k for k in keys if len({json.dumps(e.args.get(k, _ABSENT)) for e in same}) > 1}
+        for e in same:
+            e.shown = {k: v for k, v in e.args.items() if k in differ}
+
+
+_ABSENT = "\0absent"
 
 
 def _task_infos(suite: str, entries: list[Entry], refs: dict[str, Entry]) -> list[TaskInfo]:
