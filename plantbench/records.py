@@ -81,7 +81,10 @@ def run_id(pruner: str, pruner_args: dict, suite: str, task: str, widths: list[i
 
 
 def versions() -> dict:
-    return {"plantbench": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    """What wrote a record. `cpu` is the instruction set torch dispatches to (AVX2, AVX512, ...): with
+    the same torch it selects the same kernels, so retraining reproduces the record bit for bit."""
+    return {"plantbench": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "cpu": torch.backends.cpu.get_cpu_capability()}
 
 
 def make_header(pruner: str, pruner_args: dict, source_sha256: str, suite: str, task, depth: int,
