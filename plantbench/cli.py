@@ -377,12 +377,28 @@ def leaderboard_build_cmd(root):
 
 @leaderboard.command("check")
 @click.option("--root", default=LEADERBOARD_DIR, show_default=True, help="The leaderboard folder (holds results/).")
-def leaderboard_check_cmd(root):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def leaderboard_check_cmd(root, quiet):
     """Validate every record, recompute what the masks determine, and compare the generated files."""
+    from tqdm import tqdm
+
     from .errors import RecordError
     from .leaderboard import check, read_references, read_results
 
-    problems = check(_leaderboard_root(root))
+    bar = None
+
+    def progress(done, total):  # records re-judged, with training, in the order their parts end
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="record", desc="re-judging", disable=quiet, file=sys.stderr,
+                       dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        problems = check(_leaderboard_root(root), progress)
+    finally:
+        if bar is not None:
+            bar.close()
     if problems:
         for p in problems:
             click.echo(p)

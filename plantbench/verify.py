@@ -212,9 +212,11 @@ def _run(ref, first, records, key, seeds, out, jobs, device, progress) -> list[d
 
 def table(v: Verification) -> list[list[str]]:
     """The per-task rows `plantbench verify` prints: means on public | secret seeds."""
+    def shown(x: float | None) -> str:
+        return "-" if x is None else f"{round(x, 3) + 0.0:.3f}"  # + 0.0: a mean that rounds to zero reads 0.000
+
     def pair(pub: Cell, sec: Cell, m: str) -> str:
-        a, b = pub.stats(m)["mean"], sec.stats(m)["mean"]
-        return f"{'-' if a is None else f'{a:.3f}'} | {'-' if b is None else f'{b:.3f}'}"
+        return f"{shown(pub.stats(m)['mean'])} | {shown(sec.stats(m)['mean'])}"
     return [[t, "ticket" if pub.ticket else f"{d:g}", *(pair(pub, sec, m) for m in METRICS),
              f"{pub.failed} | {sec.failed}", "ok" if ok else "FAIL"] for t, d, pub, sec, ok in v.rows]
 

@@ -56,8 +56,8 @@ TAMPER = {
     "weak": lambda r: r.update(weak=_bump(r["weak"])),
     "normalized_weak": lambda r: r.update(normalized_weak=r["normalized_weak"] + 0.05),
     "normalized_strong": lambda r: r.update(normalized_strong=r["normalized_strong"] + 0.05),
-    "references.ticket_weak": lambda r: r["references"].update(ticket_weak=_far(r["references"]["ticket_weak"])),
-    "references.dense_weak": lambda r: r["references"].update(dense_weak=_far(r["references"]["dense_weak"])),
+    "references.ticket_weak": lambda r: r["references"].update(ticket_weak=_bump(r["references"]["ticket_weak"])),
+    "references.dense_weak": lambda r: r["references"].update(dense_weak=_bump(r["references"]["dense_weak"])),
     "references.ticket_strong": lambda r: r["references"].update(ticket_strong=_bump(r["references"]["ticket_strong"])),
     "references.chance": lambda r: r["references"].update(chance=_bump(r["references"]["chance"])),
     "ticket_size": lambda r: r.update(ticket_size=r["ticket_size"] + 1),
@@ -100,24 +100,44 @@ def _renormalised(r, weak):
         weak, r["references"]["chance"], r["references"]["ticket_strong"]))
 
 
-def test_the_weak_tolerance_is_one_normalised_bound_that_no_recorded_field_loosens(board):
+def test_weak_is_exact_on_its_own_platform_and_bounded_on_average_from_another(board):
+    """A record from this platform (torch build, CPU instruction set, device cpu) retrains bit for
+    bit, so a small edit fails. A record naming another platform gets WEAK_NORM_TOL, but an entry
+    whose records all lie above retraining fails as a whole: rounding scatters around zero."""
     recs = load(board)
-    r = recs[0]
-    metric, ref = METRICS[r["metric"]], r["references"]
-    spread = metric.normalise(r["weak"] * 2, ref["chance"], ref["ticket_strong"]) - r["normalized_weak"]
+    orig, r = load(board), recs[0]
 
-    def moved(by):  # a weak metric `by` away from the record's on the normalised scale
-        return r["weak"] * 2 ** (by / spread)  # MSE: normalised on log scale
+    def moved(rec, by):  # the record with weak `by` higher on the normalised scale (MSE: log scale)
+        metric, ref = METRICS[rec["metric"]], rec["references"]
+        spread = metric.normalise(rec["weak"] * 2, ref["chance"], ref["ticket_strong"]) - rec["normalized_weak"]
+        return _renormalised(rec, rec["weak"] * 2 ** (by / spread))
 
-    near = moved(WEAK_NORM_TOL / 4)
-    assert abs(near - r["weak"]) > 100 * WEAK_RTOL * r["weak"]
-    recs[0] = _renormalised(r, near)
+    recs[0] = moved(r, WEAK_NORM_TOL / 4)
+    assert abs(recs[0]["weak"] - r["weak"]) > 100 * WEAK_RTOL * r["weak"]
     rewrite(board, recs)
-    assert not problems_about(check(board), board, r, 1, "weak ")  # within the bound
-    for field in ({"device": "cuda (a GPU)"}, {"versions": {**r["versions"], "torch": "0.0.1"}}, {}):
-        recs[0] = dict(_renormalised(r, moved(2 * WEAK_NORM_TOL)), **field)
+    assert problems_about(check(board), board, r, 1, "weak ")  # a small edit, this platform
+
+    elsewhere = [{"versions": {**r["versions"], "torch": "0.0.1"}}, {"versions": {**r["versions"], "cpu": "VSX"}},
+                 {"device": "cuda (a GPU)"}]
+    for field in elsewhere:
+        recs[0] = dict(moved(r, WEAK_NORM_TOL / 4), **field)
         rewrite(board, recs)
-        assert problems_about(check(board), board, r, 1, "weak "), f"{field} loosened the check"
+        found = check(board)
+        assert not problems_about(found, board, r, 1, "weak ") and not [p for p in found if p.startswith("entry ")]
+        recs[0] = dict(moved(r, 2 * WEAK_NORM_TOL), **field)
+        rewrite(board, recs)
+        assert problems_about(check(board), board, r, 1, "weak "), f"{field} loosened the bound past WEAK_NORM_TOL"
+
+    same = [i for i, q in enumerate(recs) if q["pruner"] == r["pruner"] and q["metric"] == r["metric"]]
+    by = 0.9 * WEAK_NORM_TOL  # within every record's bound, above WEAK_NORM_TOL / sqrt(n) on average
+    assert by > 1.2 * WEAK_NORM_TOL / len(same) ** 0.5
+    for i in same:
+        recs[i] = dict(moved(orig[i], by), **elsewhere[0])
+    rewrite(board, recs)
+    found = check(board)
+    assert not [p for p in found if " weak " in p and "run " in p]
+    [entry] = [p for p in found if p.startswith("entry ")]
+    assert f"{r['pruner']}" in entry and "above retraining on average" in entry
 
 
 # --- the source hash covers what runs ------------------------------------------------------------

@@ -3,16 +3,20 @@
 Re-judges every ok record (entries and reference records) exactly as `plantbench leaderboard
 check` does (plantbench.leaderboard.recompute.rejudged: one batch per suite, task and seed, chunks of
 JUDGE_CHUNK networks) and prints, per field, the largest relative deviation between the recorded
-and the recomputed value, and the largest deviation on the normalised scale; then every record
-whose deviation exceeds the tolerance check applies to it.
+and the recomputed value, and the largest deviation on the normalised scale; then, per entry,
+the mean signed normalised weak deviation (recorded minus retrained) and its standard error,
+which bound what rounding does to an entry on average (recompute.bias_problems); then every
+record whose deviation exceeds WEAK_RTOL.
 
     python docs/experiments/weak_reproduction.py [LEADERBOARD_FOLDER [TASK [SEED]]]
 
 TASK (a name such as relu) and SEED restrict it to those records, to measure on a sample.
 """
 
+import math
 import sys
 import time
+from collections import defaultdict
 
 import torch
 
@@ -51,11 +55,16 @@ def main(root: str = "leaderboard", task: str | None = None, seed: str | None = 
     worst: dict[str, tuple[float, float]] = {name: (0.0, 0.0) for name in FIELDS}
     beyond = []
     count = 0
+    signed = defaultdict(list)
     for problems, judged in rejudged(entries, refs):
         for line in problems:
             print(line)
         for item, got, ref, _, _ in judged:
             count += 1
+            metric, r = METRICS[item.rec["metric"]], item.rec
+            signed[(r["suite"], r["pruner"])].append(
+                metric.normalise(r["weak"], ref["chance"], ref["ticket_strong"])
+                - metric.normalise(got["weak"], ref["chance"], ref["ticket_strong"]))
             for name, (rel, norm) in deviations(item.rec, got, ref).items():
                 worst[name] = (max(worst[name][0], rel), max(worst[name][1], norm))
                 if name != "strong" and rel > WEAK_RTOL:
@@ -65,6 +74,11 @@ def main(root: str = "leaderboard", task: str | None = None, seed: str | None = 
           f"({time.process_time() - cpu:.0f} s of CPU time, {torch.get_num_threads()} threads)")
     for name, (rel, norm) in worst.items():
         print(f"{name:12s} max relative deviation {rel:.3g}, on the normalised scale {norm:.3g}")
+    print("entry: mean signed normalised weak deviation, its standard error, records")
+    for (suite, pruner), devs in sorted(signed.items(), key=lambda kv: -abs(math.fsum(kv[1]) / len(kv[1]))):
+        n, mean = len(devs), math.fsum(devs) / len(devs)
+        se = math.sqrt(math.fsum((d - mean) ** 2 for d in devs) / (n - 1) / n) if n > 1 else float("nan")
+        print(f"  {suite} {pruner:22s} {mean:+.4f}  se {se:.4f}  n {n}")
     print(f"{len(beyond)} values beyond WEAK_RTOL = {WEAK_RTOL:g}")
     for line in beyond:
         print(line)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from ..paths import LEADERBOARD_DIR, PLOTS_DIR, README, REFERENCES_DIR, RUNS_FILE
@@ -179,8 +180,10 @@ def _plot_digest(root: Path, name: str) -> str | None:
         return None  # too large: reported as out of date
 
 
-def check(root: str | Path = LEADERBOARD_DIR) -> list[str]:
-    """Every problem with a leaderboard folder, one line each naming the file and the run; [] = ok."""
+def check(root: str | Path = LEADERBOARD_DIR, progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """Every problem with a leaderboard folder, one line each naming the file and the run; [] = ok.
+
+    progress: called with (records re-judged, records to re-judge) as the recomputation advances."""
     root = leaderboard_root(root)
     records, problems = read_results(root)
     entries, found = _screen(records, reference=False)
@@ -190,7 +193,7 @@ def check(root: str | Path = LEADERBOARD_DIR) -> list[str]:
     refs, found = _screen(references, reference=True)
     problems += found
     problems += _missing_references(root, entries, refs)
-    problems += recompute(entries, refs)  # every mask re-judged, weak metrics retrained
+    problems += recompute(entries, refs, progress=progress)  # every mask re-judged, weak metrics retrained
     problems += _verification_problems(records)
     problems += _generated_problems(root)
     problems += site_problems(root)  # the web leaderboard, byte for byte
