@@ -13,8 +13,8 @@ Tolerances (see plantbench.leaderboard.check for how they were measured):
   * strong: MSEs within STRONG_RTOL relative; accuracies exactly, or within one test sample when
     the record was written by another torch build than the one checking it.
   * weak (and references.ticket_weak, references.dense_weak): within WEAK_RTOL relative when the
-    record's torch version is the one checking it; else within WEAK_NORM_TOL on the normalised
-    scale. The recorded `device` never loosens a tolerance.
+    record comes from this platform (same_platform); else within WEAK_NORM_TOL on the normalised
+    scale, with the entry's mean deviation bounded (bias_problems).
   * normalized_strong and normalized_weak: Metric.normalise of the record's own values within
     1e-9; those values are themselves checked against the recomputation above.
 """
