@@ -165,3 +165,27 @@ def test_imp_through_the_runner_scores_as_prune_group_alone(tmp_path):
         with np.load(tmp_path / "out" / r["mask_file"]) as npz:
             weights, _ = unpack_mask(npz, r["run_id"], sizes)
         assert all(torch.equal(w, m[f"layers.{l}.weight"]) for l, w in enumerate(weights))
+
+
+SCORES = [("edge-popup", {"epochs": 2}), ("edge-popup-annealed", {"epochs": 2}),
+          ("gem-miner", {"epochs": 2, "period": 1})]
+
+
+@pytest.mark.parametrize("name,args", SCORES)
+def test_score_training_group_masks_equal_prune_and_ignore_batch_mates(name, args):
+    """Score training in lockstep: the group's masks are prune's, bit for bit, on the quick
+    suite's runs and a relu run beside them (another shape, so another stack), and a problem's
+    mask is the same whichever problems share its group."""
+    cls = BASELINES.get(name)
+    runs = [(s, d) for s in range(QUICK.seeds) for d in QUICK.grid("circle")]
+    group_problems = problems(runs=runs) + problems("relu", ((0, 0.1),))
+    alone = [cls(**args).prune(p) for p in problems(runs=runs) + problems("relu", ((0, 0.1),))]
+    group = cls(**args).prune_group(group_problems)
+    assert len(group) == len(alone) == 5
+    for a, b, p in zip(alone, group, group_problems):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert sum(int(b[n].sum()) for n, _ in p.model.prunable()) == p.budget
+    assert not torch.equal(group[0]["layers.0.weight"], group[2]["layers.0.weight"])  # seeds differ
+    other = cls(**args).prune_group(problems(runs=[runs[2], runs[0]]))
+    assert all(torch.equal(other[0][k], group[2][k]) for k in group[2])
+    assert all(torch.equal(other[1][k], group[0][k]) for k in group[0])
