@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from plantbench import Mask, SweepConfig, UsageError, sweep, train_many
+from plantbench import Mask, OutputScale, SweepConfig, UsageError, sweep, train_many
 from plantbench.loading import BASELINES
 from plantbench.records import unpack_mask
+from plantbench.scorestack import ScoreStack
 from plantbench.seek import make_problem
 from plantbench.suite import get_suite
 from plantbench.task import get_task
@@ -189,3 +190,22 @@ def test_score_training_group_masks_equal_prune_and_ignore_batch_mates(name, arg
     other = cls(**args).prune_group(problems(runs=[runs[2], runs[0]]))
     assert all(torch.equal(other[0][k], group[2][k]) for k in group[2])
     assert all(torch.equal(other[1][k], group[0][k]) for k in group[0])
+
+
+@pytest.mark.parametrize("task", ["circle", "relu"])
+def test_score_stack_loss_is_the_sum_of_output_scale_losses(task):
+    """ScoreStack.loss is OutputScale's readout and the task loss, problem by problem, summed."""
+    ps = problems(task, ((0, 0.1), (1, 0.05)))
+    stack = ScoreStack(ps)
+    x, y = next(stack.batches(16))
+    out = stack.forward(x, [torch.ones_like(w) for w in stack.weights])
+    n_out = ps[0].task.n_out
+    scale = torch.linspace(0.25, 2.0, 2 * n_out).view(2, n_out) if ps[0].task.kind == "classification" else None
+    want = 0.0
+    for k, p in enumerate(ps):
+        readout = OutputScale(p.task.kind, p.task.n_out, "cpu")
+        if scale is not None:
+            readout.scale = scale[k]
+        want = want + p.loss(readout(out[k], y[k]), y[k])
+    torch.testing.assert_close(stack.loss(out, y, scale), want)
+    assert torch.equal(stack.x[1], ps[1].x) and not torch.equal(stack.weights[0][0], stack.weights[0][1])
