@@ -31,8 +31,7 @@ import math
 
 import torch
 
-from plantbench import Mask, Pruner, bias_name, schedules, weight_name
-from plantbench.scorestack import prune_by_shape
+from plantbench import Mask, Pruner, bias_name, prune_by_shape, schedules, weight_name
 
 
 def _init_scores(stack, scores):

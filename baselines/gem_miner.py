@@ -37,8 +37,7 @@ import math
 
 import torch
 
-from plantbench import Mask, Pruner, schedules, weight_name
-from plantbench.scorestack import prune_by_shape
+from plantbench import Mask, Pruner, prune_by_shape, schedules, weight_name
 
 
 class GEMMiner(Pruner):

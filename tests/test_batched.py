@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from plantbench import Mask, OutputScale, SweepConfig, UsageError, sweep, train_many
+from plantbench import Mask, OutputScale, ScoreStack, SweepConfig, UsageError, sweep, train_many
 from plantbench.loading import BASELINES
 from plantbench.records import unpack_mask
-from plantbench.scorestack import ScoreStack
 from plantbench.seek import make_problem
 from plantbench.suite import get_suite
 from plantbench.task import get_task
