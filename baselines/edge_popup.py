@@ -73,16 +73,19 @@ def _straight_through(scores, counts):
     backward. scores [K, ...], counts [K] (how many each problem keeps).
 
     The mask keeps every entry at least as large as the k-th largest: with continuous random
-    scores exact ties do not occur, so that is the top-k, and one topk call serves all K.
+    scores exact ties do not occur, so that is the top-k. The k-th largest comes from one
+    kthvalue call per distinct count (one per density in a sweep's group), which is about twice
+    as fast as topk at the larger counts.
     """
     a = scores.abs()
     flat = a.detach().reshape(a.shape[0], -1)
-    most = int(counts.max())
-    if most == 0:
-        hard = torch.zeros_like(flat, dtype=torch.bool)
-    else:
-        kth = flat.topk(most, dim=1).values.gather(1, (counts - 1).clamp_min(0)[:, None])
-        hard = (flat >= kth) & (counts > 0)[:, None]
+    n = flat.shape[1]
+    kth = torch.full((flat.shape[0],), float("inf"), dtype=flat.dtype, device=flat.device)
+    for c in counts.unique().tolist():
+        if c > 0:
+            rows = counts == c
+            kth[rows] = flat[rows].kthvalue(n - c + 1, dim=1).values
+    hard = flat >= kth[:, None]
     return hard.view(a.shape).to(a.dtype) + (a - a.detach())
 
 
