@@ -23,6 +23,10 @@ for regression, the least-squares scale of each output on the batch (detached); 
 classification, the logits divided by their (detached) per-class batch RMS, times per-class scales
 learned with the scores (not part of the mask, no weight decay).
 
+All problems of a group (`prune_group`) train their scores together, stacked along a leading
+axis (`ScoreStack` from plantbench), each with its own generator for its scores and batch order, so a
+mask does not depend on the problems beside it; `prune` is the group of one problem.
+
 The density budget counts weights only; biases are masked at the same fraction and reported
 separately by the judge.
 """

@@ -31,6 +31,10 @@ function only up to a tiny per-output scale (ticket output = c * target, with c 
 readout: for regression, the least-squares scale of each output on the batch (detached); for
 classification, the logits divided by their (detached) per-class batch RMS, times per-class scales
 learned with the scores (not part of the mask, not regularised).
+
+All problems of a group (`prune_group`) train their scores together, stacked along a leading
+axis (`ScoreStack` from plantbench), each with its own generator for its scores and batch order, so a
+mask does not depend on the problems beside it; `prune` is the group of one problem.
 """
 
 import math
