@@ -23,6 +23,10 @@ for regression, the least-squares scale of each output on the batch (detached); 
 classification, the logits divided by their (detached) per-class batch RMS, times per-class scales
 learned with the scores (not part of the mask, no weight decay).
 
+All problems of a group (`prune_group`) train their scores together, stacked along a leading
+axis (`ScoreStack` from plantbench), each with its own generator for its scores and batch order, so a
+mask does not depend on the problems beside it; `prune` is the group of one problem.
+
 The density budget counts weights only; biases are masked at the same fraction and reported
 separately by the judge.
 """
@@ -31,47 +35,62 @@ import math
 
 import torch
 
-from plantbench import Mask, OutputScale, Pruner, bias_name, schedules
+from plantbench import Mask, Pruner, bias_name, prune_by_shape, schedules, weight_name
 
 
-def _init_scores(model, generator, device):
-    """kaiming-uniform-like scores: U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for weights and biases."""
-    wscores, bscores = {}, {}
-    for l, (name, w) in enumerate(model.prunable()):
-        bound = 1.0 / math.sqrt(w.shape[1])
-        wscores[name] = _uniform(w.shape, bound, generator, device)
-        bscores[bias_name(l)] = _uniform((w.shape[0],), bound, generator, device)
-    return wscores, bscores
+def _init_scores(stack, scores):
+    """kaiming-uniform-like scores, U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for weights and biases,
+    drawn from each problem's own generator (layer by layer, the weights then the biases)."""
+    depth = len(stack.weights)
+    views = scores.views()
+    with torch.no_grad():
+        for k, problem in enumerate(stack.problems):
+            for l, w in enumerate(stack.weights):
+                bound = 1.0 / math.sqrt(w.shape[2])
+                views[l][k].copy_(_uniform(w.shape[1:], bound, problem.generator))
+                views[depth + l][k].copy_(_uniform(w.shape[1:2], bound, problem.generator))
 
 
-def _uniform(shape, bound, generator, device):
-    s = torch.rand(shape, generator=generator, dtype=torch.float32).mul_(2 * bound).sub_(bound)
-    return s.to(device).requires_grad_(True)
+def _uniform(shape, bound, generator):
+    return torch.rand(shape, generator=generator, dtype=torch.float32).mul_(2 * bound).sub_(bound)
+
+
+def _named(views, k):
+    """Problem k's scores by parameter name (weights, then biases)."""
+    depth = len(views) // 2
+    named = {weight_name(l): views[l][k].detach() for l in range(depth)}
+    named.update({bias_name(l): views[depth + l][k].detach() for l in range(depth)})
+    return named
 
 
 def _top_k(scores, density):
-    """The per-layer top-k of |score| (exact, deterministic ties)."""
-    return Mask.top_k({n: s.detach().abs() for n, s in scores.items()}, density, scope="layer")
-
-
-def _layer_counts(scores, density):
-    """How many entries each layer keeps at this density (the shares Mask.top_k uses)."""
-    return {n: int(m.sum()) for n, m in _top_k(scores, density).items()}
+    """The per-layer top-k of |score| (exact, deterministic ties), weights and biases apart."""
+    keep = {}
+    for prefix in (".weight", ".bias"):
+        part = {n: s.abs() for n, s in scores.items() if n.endswith(prefix)}
+        keep.update(Mask.top_k(part, density, scope="layer"))
+    return keep
 
 
 def _straight_through(scores, counts):
-    """The top-k mask forward; d(mask)/d(score) = sign(score) backward.
+    """Per layer the top-k mask of |score| of every problem forward, d(mask)/d(score) = sign(score)
+    backward. scores [K, ...], counts [K] (how many each problem keeps).
 
-    Uses torch.topk per layer, which is faster than Mask.top_k inside the training loop;
-    with continuous random scores, exact ties do not occur.
+    The mask keeps every entry at least as large as the k-th largest: with continuous random
+    scores exact ties do not occur, so that is the top-k. The k-th largest comes from one
+    kthvalue call per distinct count (one per density in a sweep's group), which is about twice
+    as fast as topk at the larger counts.
     """
-    out = {}
-    for n, s in scores.items():
-        a = s.abs()
-        flat = torch.zeros(a.numel(), dtype=a.dtype, device=a.device)
-        flat[torch.topk(a.detach().reshape(-1), counts[n], sorted=False).indices] = 1.0
-        out[n] = flat.reshape(a.shape) + a - a.detach()
-    return out
+    a = scores.abs()
+    flat = a.detach().reshape(a.shape[0], -1)
+    n = flat.shape[1]
+    kth = torch.full((flat.shape[0],), float("inf"), dtype=flat.dtype, device=flat.device)
+    for c in counts.unique().tolist():
+        if c > 0:
+            rows = counts == c
+            kth[rows] = flat[rows].kthvalue(n - c + 1, dim=1).values
+    hard = flat >= kth[:, None]
+    return hard.view(a.shape).to(a.dtype) + (a - a.detach())
 
 
 class EdgePopup(Pruner):
@@ -97,30 +116,45 @@ class EdgePopup(Pruner):
         return schedules.exponential(density, epoch + 1, self.epochs)
 
     def prune(self, problem):
-        model = problem.model
-        wscores, bscores = _init_scores(model, problem.generator, problem.device)
-        readout = OutputScale(problem.task.kind, problem.task.n_out, problem.device)
-        groups = [{"params": list(wscores.values()) + list(bscores.values()),
-                   "weight_decay": self.weight_decay}]
-        if readout.params():
-            groups.append({"params": readout.params(), "weight_decay": 0.0})
+        return self.prune_group([problem])[0]
+
+    def prune_group(self, problems):
+        """Every problem's scores trained together, problems of one shape in one stack."""
+        return prune_by_shape(problems, self._prune_stack)
+
+    def _prune_stack(self, stack):
+        depth = len(stack.weights)
+        scores = stack.buffer([w.shape[1:] for w in stack.weights] + [b.shape[1:] for b in stack.biases])
+        _init_scores(stack, scores)
+        readout = stack.readout_scales()
+        groups = [{"params": [scores.flat], "weight_decay": self.weight_decay}]
+        if readout is not None:
+            groups.append({"params": [readout.flat], "weight_decay": 0.0})
         opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
-        with problem.frozen():
-            for epoch in range(self.epochs):
-                for g in opt.param_groups:
-                    g["lr"] = schedules.cosine(self.lr, epoch, self.epochs)
-                density = self.density_at(epoch, problem.density)
-                wcounts, bcounts = _layer_counts(wscores, density), _layer_counts(bscores, density)
-                for x, y in problem.batches(self.batch_size):
-                    mask = _straight_through(wscores, wcounts)
-                    mask.update(_straight_through(bscores, bcounts))
-                    loss = problem.loss(readout(model(x, mask=mask), y), y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-        keep = dict(_top_k(wscores, problem.density))
-        keep.update(_top_k(bscores, problem.density))
-        return Mask(keep)
+        for epoch in range(self.epochs):
+            for g in opt.param_groups:
+                g["lr"] = schedules.cosine(self.lr, epoch, self.epochs)
+            counts = self._counts(stack, scores, epoch)
+            for x, y in stack.batches(self.batch_size):
+                views = scores.views()
+                masks = [_straight_through(v, c) for v, c in zip(views, counts)]
+                out = stack.forward(x, masks[:depth], masks[depth:])
+                loss = stack.loss(out, y, None if readout is None else readout.views()[0])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        views = scores.views()
+        return [Mask(_top_k(_named(views, k), p.density)) for k, p in enumerate(stack.problems)]
+
+    def _counts(self, stack, scores, epoch):
+        """Per layer (weights, then biases) how many entries each problem keeps in this epoch [K]
+        (the shares Mask.top_k uses at the epoch's density)."""
+        views = scores.views()
+        per_problem = []
+        for k, p in enumerate(stack.problems):
+            keep = _top_k(_named(views, k), self.density_at(epoch, p.density))
+            per_problem.append([int(keep[n].sum()) for n in _named(views, k)])
+        return torch.tensor(per_problem, device=stack.device).T
 
 
 class EdgePopupAnnealed(EdgePopup):

@@ -31,13 +31,17 @@ function only up to a tiny per-output scale (ticket output = c * target, with c 
 readout: for regression, the least-squares scale of each output on the batch (detached); for
 classification, the logits divided by their (detached) per-class batch RMS, times per-class scales
 learned with the scores (not part of the mask, not regularised).
+
+All problems of a group (`prune_group`) train their scores together, stacked along a leading
+axis (`ScoreStack` from plantbench), each with its own generator for its scores and batch order, so a
+mask does not depend on the problems beside it; `prune` is the group of one problem.
 """
 
 import math
 
 import torch
 
-from plantbench import Mask, OutputScale, Pruner, schedules
+from plantbench import Mask, Pruner, prune_by_shape, schedules, weight_name
 
 
 class GEMMiner(Pruner):
@@ -55,47 +59,63 @@ class GEMMiner(Pruner):
         self.batch_size = int(batch_size)
 
     def prune(self, problem):
-        model = problem.model
-        names = [n for n, _ in model.prunable()]
-        scores = {n: torch.rand(w.shape, generator=problem.generator).to(problem.device).requires_grad_(True)
-                  for n, w in model.prunable()}
-        alive = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
-        readout = OutputScale(problem.task.kind, problem.task.n_out, problem.device)
-        groups = [{"params": list(scores.values())}]
-        if readout.params():
-            groups.append({"params": readout.params()})
+        return self.prune_group([problem])[0]
+
+    def prune_group(self, problems):
+        """Every problem's scores trained together, problems of one shape in one stack."""
+        return prune_by_shape(problems, self._prune_stack)
+
+    def _prune_stack(self, stack):
+        scores = stack.buffer([w.shape[1:] for w in stack.weights])
+        with torch.no_grad():
+            views = scores.views()
+            for k, p in enumerate(stack.problems):  # uniform in [0, 1], from each problem's generator
+                for l, w in enumerate(stack.weights):
+                    views[l][k].copy_(torch.rand(w.shape[1:], generator=p.generator))
+        alive = torch.zeros_like(scores.flat, dtype=torch.bool)
+        alive[:sum(scores.sizes[:-1])] = True  # the padding is never in play
+        readout = stack.readout_scales()
+        groups = [{"params": [scores.flat]}]
+        if readout is not None:
+            groups.append({"params": [readout.flat]})
         opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
         roundings = max(1, math.ceil(self.epochs / self.period))
         r = 0
-        with problem.frozen():
-            for epoch in range(self.epochs):
-                for g in opt.param_groups:
-                    g["lr"] = schedules.cosine(self.lr, epoch, self.epochs)
-                for x, y in problem.batches(self.batch_size):
-                    mask = {}
-                    for n, p in scores.items():
-                        hard = ((p.detach() > 0.5) & alive[n]).to(p.dtype)
-                        mask[n] = hard + (p - p.detach()) * alive[n]
-                    loss = problem.loss(readout(model(x, mask=mask), y), y)
-                    loss = loss + self.lmbda * sum((p * alive[n]).pow(2).sum() for n, p in scores.items())
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    with torch.no_grad():
-                        for n, p in scores.items():
-                            p.clamp_(0.0, 1.0).mul_(alive[n])
-                if (epoch + 1) % self.period == 0 or epoch + 1 == self.epochs:
-                    r += 1
-                    alive = self._round(scores, alive, schedules.exponential(problem.density, r, roundings))
+        for epoch in range(self.epochs):
+            for g in opt.param_groups:
+                g["lr"] = schedules.cosine(self.lr, epoch, self.epochs)
+            for x, y in stack.batches(self.batch_size):
+                self._step(stack, scores, alive, readout, opt, x, y)
+            if (epoch + 1) % self.period == 0 or epoch + 1 == self.epochs:
+                r += 1
+                self._round(stack, scores, alive, lambda p, r=r: schedules.exponential(p.density, r, roundings))
         if r < roundings:
-            alive = self._round(scores, alive, problem.density)
-        return Mask({n: alive[n] for n in names})
+            self._round(stack, scores, alive, lambda p: p.density)
+        kept = scores.views(alive)
+        return [Mask({weight_name(l): kept[l][k].clone() for l in range(len(kept))}) for k in range(stack.K)]
+
+    def _step(self, stack, scores, alive, readout, opt, x, y):
+        """One step on a batch of every problem: rounded masks forward, straight through backward."""
+        views, live = scores.views(), [a.to(torch.float32) for a in scores.views(alive)]
+        masks = [((p.detach() > 0.5) & (a > 0)).to(p.dtype) + (p - p.detach()) * a for p, a in zip(views, live)]
+        loss = stack.loss(stack.forward(x, masks), y, None if readout is None else readout.views()[0])
+        loss = loss + self.lmbda * sum((p * a).pow(2).sum() for p, a in zip(views, live))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            scores.flat.clamp_(0.0, 1.0).mul_(alive)
 
     @staticmethod
-    def _round(scores, alive, density):
-        """Keep the largest scores among the weights in play, density x all weights; drop the rest."""
-        keep = Mask.top_k({n: p.detach() for n, p in scores.items()}, density, within=alive)
+    def _round(stack, scores, alive, density):
+        """Per problem, keep the largest scores among the weights in play, density(problem) x all
+        its weights; the rest leave play with score 0."""
         with torch.no_grad():
-            for n, p in scores.items():
-                p.mul_(keep[n])
-        return dict(keep)
+            views, live = scores.views(), scores.views(alive)
+            for k, p in enumerate(stack.problems):
+                names = [weight_name(l) for l in range(len(views))]
+                keep = Mask.top_k({n: v[k] for n, v in zip(names, views)}, density(p),
+                                  within={n: a[k] for n, a in zip(names, live)})
+                for n, v, a in zip(names, views, live):
+                    v[k].mul_(keep[n])
+                    a[k].copy_(keep[n])

@@ -1,5 +1,7 @@
 """Speed of the pruners that train: a whole group in lockstep (prune_group) against one problem at
-a time (prune) and against the same epochs in the plain PyTorch loop.
+a time (prune) and, for the multi-shot pruners, against the same epochs in the plain PyTorch loop.
+The score-training pruners (edge-popup, edge-popup-annealed, gem-miner) run on one thread, as a
+sweep's worker processes do.
 
 Run with:  python -m pytest benchmarks/test_prune_speed.py -q -s
 The group is the paper suite's circle group (5 seeds x 5 densities); PLANTBENCH_BENCH_SEEDS=2
@@ -66,3 +68,17 @@ def test_multishot_group_against_one_at_a_time_and_the_plain_loop(benchmark, nam
     print(f"\n{name}: {len(masks)} problems, group {group:.1f} s, one at a time {each:.1f} s, "
           f"plain loop (2 processes) {plain:.1f} s; {flips} weights differ")
     assert group < each
+
+
+@pytest.mark.parametrize("name", ["edge-popup", "edge-popup-annealed", "gem-miner"])
+def test_score_training_group_against_one_at_a_time(benchmark, name):
+    cls = BASELINES.get(name)
+    torch.set_num_threads(1)
+    group, masks = benchmark.pedantic(lambda: _timed(lambda: cls().prune_group(circle_group())), rounds=1, iterations=1)
+    each, alone = _timed(lambda: [cls().prune(p) for p in circle_group()])
+    flips = sum(int((a[k] != b[k]).sum()) for a, b in zip(alone, masks) for k in a)
+    benchmark.extra_info.update(problems=len(masks), group_seconds=group, one_at_a_time_seconds=each,
+                                speedup_vs_one_at_a_time=each / group, weights_differing=flips)
+    print(f"\n{name}: {len(masks)} problems, group {group:.1f} s, one at a time {each:.1f} s "
+          f"({each / group:.1f}x); {flips} weights differ")
+    assert flips == 0 and group < each

@@ -10,7 +10,8 @@ from .mask import Mask, erk_counts
 from .network import bias_name, weight_name
 from .pruner import MultiShot, OutputScale, PruneProblem, Pruner, ScorePruner, TaskInfo
 from .runner import SweepResult, sweep
+from .scorestack import ScoreStack, prune_by_shape
 
 __all__ = ["Mask", "MaskError", "MultiShot", "OutputScale", "PlantbenchError", "PruneProblem", "Pruner", "PrunerError",
-           "ScorePruner", "SweepConfig", "SweepResult", "TaskInfo", "UsageError", "__version__", "bias_name", "compare_results",
-           "erk_counts", "load_results", "schedules", "sweep", "train_many", "weight_name"]
+           "ScorePruner", "ScoreStack", "SweepConfig", "SweepResult", "TaskInfo", "UsageError", "__version__", "bias_name", "compare_results",
+           "erk_counts", "load_results", "prune_by_shape", "schedules", "sweep", "train_many", "weight_name"]

@@ -246,7 +246,7 @@ class MultiShot(Pruner):
 
 class OutputScale:
     """Per-output scales between a masked network and the task loss, for pruners that train
-    scores on the frozen host (edge-popup, GEM-Miner).
+    scores on the frozen host (edge-popup and GEM-Miner use its stacked form, `ScoreStack.loss`).
 
     The planted host's outputs are the target times a tiny c, so a loss on the raw outputs
     cannot see which mask computes the target. Regression: the least-squares scale per output

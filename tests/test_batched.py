@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from plantbench import Mask, SweepConfig, UsageError, sweep, train_many
+from plantbench import Mask, OutputScale, ScoreStack, SweepConfig, UsageError, sweep, train_many
 from plantbench.loading import BASELINES
 from plantbench.records import unpack_mask
 from plantbench.seek import make_problem
@@ -157,3 +157,46 @@ def test_imp_through_the_runner_scores_as_prune_group_alone(tmp_path):
         with np.load(tmp_path / "out" / r["mask_file"]) as npz:
             weights, _ = unpack_mask(npz, r["run_id"], sizes)
         assert all(torch.equal(w, m[f"layers.{l}.weight"]) for l, w in enumerate(weights))
+
+
+SCORES = [("edge-popup", {"epochs": 2}), ("edge-popup-annealed", {"epochs": 2}),
+          ("gem-miner", {"epochs": 2, "period": 1})]
+
+
+@pytest.mark.parametrize("name,args", SCORES)
+def test_score_training_group_masks_equal_prune_and_ignore_batch_mates(name, args):
+    """Score training in lockstep: the group's masks are prune's, bit for bit, on the quick
+    suite's runs and a relu run beside them (another shape, so another stack), and a problem's
+    mask is the same whichever problems share its group."""
+    cls = BASELINES.get(name)
+    runs = [(s, d) for s in range(QUICK.seeds) for d in QUICK.grid("circle")]
+    group_problems = problems(runs=runs) + problems("relu", ((0, 0.1),))
+    alone = [cls(**args).prune(p) for p in problems(runs=runs) + problems("relu", ((0, 0.1),))]
+    group = cls(**args).prune_group(group_problems)
+    assert len(group) == len(alone) == 5
+    for a, b, p in zip(alone, group, group_problems):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert sum(int(b[n].sum()) for n, _ in p.model.prunable()) == p.budget
+    assert not torch.equal(group[0]["layers.0.weight"], group[2]["layers.0.weight"])  # seeds differ
+    other = cls(**args).prune_group(problems(runs=[runs[2], runs[0]]))
+    assert all(torch.equal(other[0][k], group[2][k]) for k in group[2])
+    assert all(torch.equal(other[1][k], group[0][k]) for k in group[0])
+
+
+@pytest.mark.parametrize("task", ["circle", "relu"])
+def test_score_stack_loss_is_the_sum_of_output_scale_losses(task):
+    """ScoreStack.loss is OutputScale's readout and the task loss, problem by problem, summed."""
+    ps = problems(task, ((0, 0.1), (1, 0.05)))
+    stack = ScoreStack(ps)
+    x, y = next(stack.batches(16))
+    out = stack.forward(x, [torch.ones_like(w) for w in stack.weights])
+    n_out = ps[0].task.n_out
+    scale = torch.linspace(0.25, 2.0, 2 * n_out).view(2, n_out) if ps[0].task.kind == "classification" else None
+    want = 0.0
+    for k, p in enumerate(ps):
+        readout = OutputScale(p.task.kind, p.task.n_out, "cpu")
+        if scale is not None:
+            readout.scale = scale[k]
+        want = want + p.loss(readout(out[k], y[k]), y[k])
+    torch.testing.assert_close(stack.loss(out, y, scale), want)
+    assert torch.equal(stack.x[1], ps[1].x) and not torch.equal(stack.weights[0][0], stack.weights[0][1])
