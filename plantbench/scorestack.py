@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .lockstep import _VECTOR, _shape_key
+from .lockstep import _shape_key
 from .network import leaf, stacked_forward
-from .train import inverse_rms, regression_scale, task_loss
+from .train import _VECTOR, inverse_rms, regression_scale, task_loss
 
 if TYPE_CHECKING:
     from .mask import Mask
