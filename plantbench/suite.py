@@ -61,6 +61,7 @@ PAPER_GRID = (0.5, 0.1, 0.05, 0.01)
 # Circle with exactly this fraction of labels moved to the next-closest class (tasks/circle_noise.py).
 NOISE_TASKS = ("circle-noise0", "circle-noise0.001", "circle-noise0.01", "circle-noise0.1")
 # Random sparse teachers (tasks/teacher.py), easy to hard; w8/w16/w32 vary the width, w16/k4/k8 the fan-in.
+# On the paper's host a run costs what a paper run costs (measured: docs/design-notes.md).
 TEACHER_TASKS = ("teacher-easy", "teacher-cls-easy", "teacher-w8", "teacher-w16", "teacher-w32", "teacher-k4",
                  "teacher-k8", "teacher-cls")
 
