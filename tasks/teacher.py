@@ -85,7 +85,7 @@ class TeacherSpec:
 
 
 def draw_teacher(spec: TeacherSpec) -> Target:
-    """The teacher of this spec: the same for the same spec, on every machine."""
+    """The teacher of this spec, drawn from its seed alone: the same spec gives the same teacher."""
     g = torch.Generator().manual_seed(spec.check().seed)
     why = "no draw"
     for _ in range(TRIES):
