@@ -60,6 +60,10 @@ PAPER_TASKS = ("relu", "circle", "helix")
 PAPER_GRID = (0.5, 0.1, 0.05, 0.01)
 # Circle with exactly this fraction of labels moved to the next-closest class (tasks/circle_noise.py).
 NOISE_TASKS = ("circle-noise0", "circle-noise0.001", "circle-noise0.01", "circle-noise0.1")
+# Random sparse teachers (tasks/teacher.py), easy to hard; w8/w16/w32 vary the width, w16/k4/k8 the fan-in.
+# On the paper's host a run costs what a paper run costs (measured: docs/design-notes.md).
+TEACHER_TASKS = ("teacher-easy", "teacher-cls-easy", "teacher-w8", "teacher-w16", "teacher-w32", "teacher-k4",
+                 "teacher-k8", "teacher-cls")
 
 # wide's cost set its seeds: one run trains a 3-million-weight host for 10 epochs (2,820 Adam
 # steps of batch 32), measured with a plain PyTorch loop at 0.051 CPU-seconds a step on one core,
@@ -79,6 +83,8 @@ for _suite in (
     Suite("wide", 1, WIDE_DESCRIPTION, ("circle",), depth=5, width=1000, densities=(0.1, 0.01, 0.001), seeds=3),
     Suite("noise", 1, "Circle with 0 / 0.1% / 1% / 10% of labels moved to the next class; depth 4, width 100, 5 seeds",
           NOISE_TASKS, depth=4, width=100, densities=PAPER_GRID, seeds=5),
+    Suite("teacher", 1, "random sparse ReLU teachers of growing width and fan-in (ticket densities 0.001 to 0.02); "
+          "depth 4, width 100, 5 seeds", TEACHER_TASKS, depth=4, width=100, densities=PAPER_GRID, seeds=5),
     Suite("quick", 1, "seconds: a smoke test of every task (width 32, depth 3, 2 seeds, 1 epoch)",
           ("relu", "circle", "helix"), depth=3, width=32, densities=(0.1,), seeds=2, protocol=Protocol(epochs=1)),
 ):

@@ -5,7 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from limits import CIRCLE_ACCURACY_FLOOR, CIRCLE_ACCURACY_FLOOR_SHALLOW, MSE_CEILING
+from limits import (
+    CIRCLE_ACCURACY_FLOOR,
+    CIRCLE_ACCURACY_FLOOR_SHALLOW,
+    MSE_CEILING,
+    TEACHER_ACCURACY_FLOOR,
+)
 
 from plantbench.errors import PlantingError, UsageError
 from plantbench.plant import plant, plant_task
@@ -25,7 +30,7 @@ def ticket_quality(task, net, n=4000, seed=123):
 
 
 def cases():
-    for name in ("relu", "circle", "helix"):
+    for name in ("relu", "circle", "helix", "teacher-w16", "teacher-cls"):
         task = get_task(name)
         for depth in sorted({task.min_depth, 4, 9}):
             for width in sorted({task.min_width(depth), 100, 1000}):
@@ -38,7 +43,10 @@ def test_planted_ticket_computes_target_and_host_does_not(name, depth, width):
     net = plant_task(task, depth, width, seed=depth + width)
     quality, dense = ticket_quality(task, net)
     room = net.n_weights > net.ticket_size  # a host of the ticket's own size is the ticket
-    if task.kind == "classification":
+    if name.startswith("teacher") and task.kind == "classification":
+        assert quality >= TEACHER_ACCURACY_FLOOR
+        assert dense < 0.6 or not room
+    elif task.kind == "classification":
         assert quality >= (CIRCLE_ACCURACY_FLOOR if depth >= 4 else CIRCLE_ACCURACY_FLOOR_SHALLOW)
         assert dense < 0.6 or not room
     else:

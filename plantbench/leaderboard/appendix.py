@@ -14,6 +14,8 @@ import math
 import numpy as np
 
 from ..paths import PLOTS_DIR
+from .breaking import GUIDE as BREAKING_GUIDE
+from .breaking import breaking_specs
 from .ranking import Board, TaskInfo, mean
 
 HEADLINE = "paper"
@@ -22,6 +24,8 @@ APPENDIX_ORDER = ("depth2", "depth9", "wide", "noise")
 DEPTH_SUITES = ("depth2", "paper", "depth9")
 NOISE_SUITE = "noise"
 DEPTH_STEM, NOISE_STEM = "appendix_depth_weak", "appendix_noise_weak"
+# (stem, what it shows) of the plots across suites or tasks, in the order the guides show them
+GUIDE_PLOTS = ((DEPTH_STEM, "across depth"), (NOISE_STEM, "across label noise"), *BREAKING_GUIDE)
 
 
 def _suite(name: str):
@@ -49,7 +53,7 @@ def suite_guide(board: Board, stems) -> list[str]:
              "Circle's label noise. Scores are normalised within each suite, by that suite's own "
              "planted ticket and chance, so a score compares across suites while a raw metric does not. "
              "Each suite has its own ranking below.", ""]
-    for stem, what in ((DEPTH_STEM, "across depth"), (NOISE_STEM, "across label noise")):
+    for stem, what in GUIDE_PLOTS:
         if stem in stems:
             lines += [f"![normalised weak score at the ticket's density {what}]({PLOTS_DIR}/{stem}.png)", ""]
     return lines
@@ -76,6 +80,7 @@ def appendix_specs(board: Board) -> dict[str, dict]:
             if level is not None:
                 points["circle"][level] = (suite.id, info)
         specs[NOISE_STEM] = _spec(board, points, "fraction of labels moved to the next class", "across label noise")
+    specs.update(breaking_specs(board))  # the teacher suite's plots across its tasks
     return specs
 
 
@@ -157,7 +162,7 @@ def site_guide(board: Board, stems) -> list[str]:
     if not text:
         return []
     html = [f'<section class="suites" id="suites"><h2>Suites</h2><p>{escape(text[2]).replace("`", "")}</p>']
-    for stem, what in ((DEPTH_STEM, "across depth"), (NOISE_STEM, "across label noise")):
+    for stem, what in GUIDE_PLOTS:
         if stem in stems:
             html.append(f'<figure><a href="../{PLOTS_DIR}/{stem}.svg"><img src="../{PLOTS_DIR}/{stem}.png" '
                         f'alt="Normalised weak score at the ticket\'s density {what}, per pruner" loading="lazy"></a>'
