@@ -28,10 +28,10 @@ def export_npz(net: PlantedNetwork, data: Dataset, path: str | Path) -> Path:
     for name in ("x_train", "y_train", "x_test", "y_test"):
         arrays[name] = getattr(data, name).cpu().numpy()
     arrays["output_scale"] = net.output_scale.cpu().numpy().astype(np.float64)
-    meta = {"task": net.task, "depth": net.depth, "sizes": net.sizes, "widths": net.widths, "seed": net.seed,
+    meta = {**ticket_test_metric(net, data), "task": net.task, "depth": net.depth, "sizes": net.sizes,
+            "widths": net.widths, "seed": net.seed,
             "ticket_size": net.ticket_size, "ticket_density": net.ticket_density,
-            "depth_counts": "weight layers (nn.Linear modules)", "plantbench": __version__,
-            **ticket_test_metric(net, data)}
+            "depth_counts": "weight layers (nn.Linear modules)", "plantbench": __version__}
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     atomic_savez(path, arrays)
     return Path(path)
