@@ -56,7 +56,7 @@ def render(task: Task | str, depth: int, width: int, seed: int, out: str | pathl
     net = plant_task(task, depth, width, seed)
     ticket = _ticket_function(net)
     data = task.dataset(seed)
-    if getattr(task, "image_shape", None):  # a fixed set of images: the ticket is scored on the test split
+    if task.image_shape:  # a fixed set of images: the ticket is scored on the test split
         fresh = (data.x_test, data.y_test)
     else:
         fresh = task.sample(FRESH_SAMPLES, torch.Generator().manual_seed(derive_seed(seed, "judge")))
@@ -101,7 +101,7 @@ def _score(task: Task, ticket, fresh: tuple[torch.Tensor, torch.Tensor]) -> str:
     x, y = fresh
     out = ticket(x)
     if task.kind == "classification":
-        which = "test" if getattr(task, "image_shape", None) else "fresh"
+        which = "test" if task.image_shape else "fresh"
         return f"accuracy {float(accuracy(out, y)):.4f} on {len(x)} {which} samples"
     floor = f" (noise floor {task.noise**2:.1e})" if task.noise else ""
     return f"MSE {float(mse(out, y.reshape(out.shape))):.2e} on {len(x)} fresh samples{floor}"
@@ -137,7 +137,7 @@ def _draw_data(ax, task: Task, data) -> None:
     n = len(x)
     noise = f"{task.noise:.0%} labels flipped" if task.kind == "classification" else f"noise std {task.noise:g}"
     ax.set_title(f"data: {n} training points ({noise})", fontsize=11)
-    if getattr(task, "image_shape", None):
+    if task.image_shape:
         _draw_images(ax, task, x, y)
     elif task.kind == "classification" and task.n_in == 2:
         colors = _class_colors(task.n_out)
