@@ -137,7 +137,7 @@ def _draw_data(ax, task: Task, data) -> None:
     n = len(x)
     noise = f"{task.noise:.0%} labels flipped" if task.kind == "classification" else f"noise std {task.noise:g}"
     ax.set_title(f"data: {n} training points ({noise})", fontsize=11)
-    if task.image_shape:
+    if task.image_shape and task.kind == "classification":
         _draw_images(ax, task, x, y)
     elif task.kind == "classification" and task.n_in == 2:
         colors = _class_colors(task.n_out)
@@ -172,7 +172,7 @@ def _draw_data(ax, task: Task, data) -> None:
 
 
 def _draw_images(ax, task: Task, x: np.ndarray, y: np.ndarray, rows: int = 5, cols: int = 8) -> None:
-    """The first training images of each class as a mosaic, one row of `cols` per few classes, labelled."""
+    """The first few training images of each class, rows x cols in all, as one labelled mosaic."""
     h, w = task.image_shape
     order = np.concatenate([np.flatnonzero(y == k)[: max(1, rows * cols // task.n_out)] for k in range(task.n_out)])
     pick = order[: rows * cols]
