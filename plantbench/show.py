@@ -30,6 +30,7 @@ GRID = 201  # points per axis of the ticket's 2-D decision grid (the host runs o
 FINE_GRID = 501  # points per axis for the true boundaries, which cost nothing
 CURVE = 1_000  # points along 1-D inputs
 MAX_POINTS = 2_000  # 3-D and fallback scatters clutter beyond this
+MAX_NAMED_INPUTS = 16  # beyond this the graph's input names overlap; the column's count stands for them
 POSITIVE, NEGATIVE = "#c0392b", "#2166ac"
 TRUE_COLOR, TICKET_COLOR = "0.55", "#e67e22"
 
@@ -55,7 +56,10 @@ def render(task: Task | str, depth: int, width: int, seed: int, out: str | pathl
     net = plant_task(task, depth, width, seed)
     ticket = _ticket_function(net)
     data = task.dataset(seed)
-    fresh = task.sample(FRESH_SAMPLES, torch.Generator().manual_seed(derive_seed(seed, "judge")))
+    if task.image_shape:  # a fixed set of images: the ticket is scored on the test split
+        fresh = (data.x_test, data.y_test)
+    else:
+        fresh = task.sample(FRESH_SAMPLES, torch.Generator().manual_seed(derive_seed(seed, "judge")))
 
     graph_ratio = 1.15 + 0.07 * max(0, len(target.sizes) - 4)
     fig = Figure(figsize=(5.6 * (2 + graph_ratio) + 1.2, 6.6))
@@ -93,11 +97,12 @@ def _ticket_function(net: PlantedNetwork):
 
 
 def _score(task: Task, ticket, fresh: tuple[torch.Tensor, torch.Tensor]) -> str:
-    """The ticket's task metric on fresh noisy samples, as a title fragment."""
+    """The ticket's task metric on fresh noisy samples (an image task's test split), as a title fragment."""
     x, y = fresh
     out = ticket(x)
     if task.kind == "classification":
-        return f"accuracy {float(accuracy(out, y)):.4f} on {len(x)} fresh samples"
+        which = "test" if task.image_shape else "fresh"
+        return f"accuracy {float(accuracy(out, y)):.4f} on {len(x)} {which} samples"
     floor = f" (noise floor {task.noise**2:.1e})" if task.noise else ""
     return f"MSE {float(mse(out, y.reshape(out.shape))):.2e} on {len(x)} fresh samples{floor}"
 
@@ -132,7 +137,9 @@ def _draw_data(ax, task: Task, data) -> None:
     n = len(x)
     noise = f"{task.noise:.0%} labels flipped" if task.kind == "classification" else f"noise std {task.noise:g}"
     ax.set_title(f"data: {n} training points ({noise})", fontsize=11)
-    if task.kind == "classification" and task.n_in == 2:
+    if task.image_shape and task.kind == "classification":
+        _draw_images(ax, task, x, y)
+    elif task.kind == "classification" and task.n_in == 2:
         colors = _class_colors(task.n_out)
         for k in range(task.n_out):
             pick = y == k
@@ -162,6 +169,22 @@ def _draw_data(ax, task: Task, data) -> None:
         ax.scatter(x[:, 0], x[:, 1] if task.n_in > 1 else np.zeros(n), c=c, s=3, rasterized=True)
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
+
+
+def _draw_images(ax, task: Task, x: np.ndarray, y: np.ndarray, rows: int = 5, cols: int = 8) -> None:
+    """The first few training images of each class, rows x cols in all, as one labelled mosaic."""
+    h, w = task.image_shape
+    order = np.concatenate([np.flatnonzero(y == k)[: max(1, rows * cols // task.n_out)] for k in range(task.n_out)])
+    pick = order[: rows * cols]
+    mosaic = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for i, k in enumerate(pick):
+        r, c = divmod(i, cols)
+        mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = x[k].reshape(h, w)
+        ax.text(c * (w + 1) + w - 0.6, r * (h + 1) + 0.4, str(y[k]), color="#c0392b", fontsize=8, ha="right", va="top")
+    ax.imshow(mosaic, cmap=colormaps["gray_r"].with_extremes(bad="white"), vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(f"{h}x{w} inputs in [-1, 1], label in red")
 
 
 def _draw_ticket_function(ax, task: Task, data, ticket, fresh) -> None:
@@ -285,7 +308,7 @@ def _draw_graph(ax, task: Task, target: Target, net: PlantedNetwork, width: int)
                    linewidths=1.0, zorder=3)
 
     gap = diam / 2 + 3  # points between a neuron's edge and its name
-    for i, name in enumerate(_input_names(task)):
+    for i, name in enumerate(_input_names(task) if task.n_in <= MAX_NAMED_INPUTS else []):
         ax.annotate(name, (0, ys[0][i]), xytext=(-gap, 0), textcoords="offset points",
                     ha="right", va="center", fontsize=8)
     for j, name in enumerate(_output_names(task)):

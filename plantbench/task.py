@@ -87,6 +87,8 @@ class Task(ABC):
         n_in, n_out: input and output sizes (n_out is the class count for classification).
         min_depth: the shallowest ticket, in weight layers.
         noise: the noise level (label-flip probability or Gaussian std).
+        image_shape: (height, width) when an input row is an image, which `plantbench show`
+            then draws as one; None otherwise.
     """
 
     name: str
@@ -100,6 +102,7 @@ class Task(ABC):
     n_samples: int = 10_000
     test_fraction: float = 0.1
     max_depth: int = 64
+    image_shape: tuple[int, int] | None = None
 
     @abstractmethod
     def target(self, depth: int) -> Target:
