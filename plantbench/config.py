@@ -139,7 +139,7 @@ class SweepConfig:
                 raise ParameterError(name, "no such file", value)
         for name, value, lookup in [("suite", self.suite, get_suite)] + [("tasks", t, get_task) for t in self.tasks]:
             if (name, value) in named:
-                continue  # loaded and checked when the sweep starts (plantbench.suitefile.using_files)
+                continue  # loaded and checked when the sweep starts (plantbench.suitefile.load_files)
             if not isinstance(value, str):
                 raise ParameterError(name, "expected a registered name", repr(value))
             try:

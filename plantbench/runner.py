@@ -313,6 +313,7 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
     """
     config.validate()
     key = load_key(config.seed_key) if config.seed_key is not None else None
+    files = suitefile.load_files(config)  # task and suite files (never with a key: validate refuses)
     spec = resolve(config.pruner)  # fails fast on a broken file
     instantiate(spec.load(), config.args)  # and on arguments the constructor refuses
     device = config.device
@@ -328,7 +329,7 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
     if key is not None:
         make_undumpable()  # the derived seeds live here: no /proc reading by a same-user process
     with contextlib.ExitStack() as stack:
-        config = stack.enter_context(suitefile.using_files(config))  # task and suite files: this sweep only
+        config = stack.enter_context(files.registered())  # file tasks and suites: for this sweep only
         stack.enter_context(store.lock())
         stack.callback(sandbox.close_all)
         sigterm_as_interrupt(stack)

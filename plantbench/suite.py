@@ -20,7 +20,7 @@ class Suite:
             add_ticket_density is False.
         seeds: run seeds 0..seeds-1.
         source_sha256: for a suite loaded from a TOML file (plantbench.suitefile), the file's
-            sha256; its name starts with "file:". None for registered suites.
+            sha256 (its name is never a registered suite's). None for registered suites.
     """
 
     name: str

@@ -3,8 +3,9 @@
 A suite file sets the tasks (registered names, or task files relative to the TOML's folder),
 the host's depth and width, the density grid and whether each ticket's own density joins it,
 the seeds and the training protocol. Every field is checked, each fault a one-line TaskError
-naming the file and the field. The suite is named `file:NAME`, so its runs never pass for a
-registered suite's; they record the file's sha256 and never go on the leaderboard.
+naming the file and the field. Its name may not be a registered suite's, so its runs never pass
+for a registered suite's; they record the file's sha256 with a flag and never go on the
+leaderboard.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from pathlib import Path
 
 from .config import MAX_SEEDS, SweepConfig
 from .errors import ParameterError, RegistryError, TaskError, UsageError
-from .loading import NAME_PATTERN, one_line
+from .loading import one_line
 from .suite import SUITES, Suite, get_suite
 from .task import TASKS
-from .taskfile import TaskSpec, is_task_file, registered, resolve_task, spec_of
+from .taskfile import (
+    MAX_VERSION,
+    NAME,
+    NAME_RULE,
+    TaskSpec,
+    is_task_file,
+    registered,
+    resolve_task,
+    spec_of,
+)
 from .train import LOSS_SCALES, OPTIMIZERS, Protocol
 
-PREFIX = "file:"  # a file suite's name: no registered suite's name holds a colon
 MAX_DEPTH = 64
 MAX_WIDTH = 65536  # as `plantbench plant` and `show` allow
 MAX_HOST_WEIGHTS = 1 << 28  # 1 GiB of float32 weights
@@ -65,9 +74,10 @@ def load_suite(path: str | Path) -> SuiteFile:
     if missing:
         raise TaskError(f"{where}: {missing[0]}: missing (required: {', '.join(REQUIRED)})")
     name = _text(doc["name"], where, "name")
-    if not NAME_PATTERN.fullmatch(name):
-        raise TaskError(f"{where}: name: {name!r} must hold letters, digits, '-', '_' and '.', not start with '.' "
-                        "and have at most 100 characters")
+    if not NAME.fullmatch(name):
+        raise TaskError(f"{where}: name: {name!r} {NAME_RULE}")
+    if name in SUITES:
+        raise TaskError(f"{where}: name: {name!r} is a registered suite's name; give the file's suite another name")
     depth = _whole(doc["depth"], where, "depth", 1, MAX_DEPTH)
     width = _whole(doc["width"], where, "width", 1, MAX_WIDTH)
     names, specs = _tasks(doc["tasks"], path, depth, width)
@@ -77,7 +87,7 @@ def load_suite(path: str | Path) -> SuiteFile:
         raise TaskError(f"{where}: add_ticket_density: expected true or false, got {add!r}")
     if not densities and not add:
         raise TaskError(f"{where}: densities: empty while add_ticket_density is false, so there is nothing to run")
-    suite = Suite(PREFIX + name, _whole(doc.get("version", 1), where, "version", 0, 10**9),
+    suite = Suite(name, _whole(doc.get("version", 1), where, "version", 0, MAX_VERSION),
                   _text(doc.get("description", ""), where, "description"), names, depth, width, densities,
                   _whole(doc["seeds"], where, "seeds", 1, MAX_SEEDS), _protocol(doc.get("protocol", {}), where),
                   add_ticket_density=add, source_sha256=hashlib.sha256(raw).hexdigest())
@@ -210,28 +220,52 @@ def _density(value, where: str) -> float:
 # --- one sweep ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def using_files(config: SweepConfig) -> Iterator[SweepConfig]:
-    """The config with its task files and suite file loaded and registered inside the block only;
-    the config it yields names them by their registered names."""
-    if not is_suite_file(config.suite) and not any(is_task_file(t) for t in config.tasks):
-        yield config
-        return
+@dataclass(frozen=True)
+class SweepFiles:
+    """A sweep's task files and suite file, loaded and checked (load_files)."""
+
+    config: SweepConfig
+    suite: SuiteFile | None
+    tasks: dict[str, TaskSpec]  # --task value -> its file's task
+
+    @contextlib.contextmanager
+    def registered(self) -> Iterator[SweepConfig]:
+        """The config, naming its file tasks and suite by their names, registered inside the block only."""
+        if self.suite is None and not self.tasks:
+            yield self.config
+            return
+        tasks = tuple(self.tasks[t].name if t in self.tasks else t for t in self.config.tasks)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(registered([*(self.suite.tasks if self.suite else ()), *self.tasks.values()]))
+            suite = self.config.suite
+            if self.suite is not None:
+                stack.enter_context(SUITES.temporarily(self.suite.suite.name, self.suite.suite))
+                suite = self.suite.suite.name
+            yield dataclasses.replace(self.config, suite=suite, tasks=tasks)
+
+
+def load_files(config: SweepConfig) -> SweepFiles:
+    """Load and check the config's task files and suite file, before the sweep writes anything.
+
+    A file task named as a registered task, or two files whose tasks share a name, are refused.
+    """
     loaded = load_suite(config.suite) if is_suite_file(config.suite) else None
     specs = {t: resolve_task(t) for t in dict.fromkeys(config.tasks) if is_task_file(t)}
-    tasks = tuple(specs[t].name if t in specs else t for t in config.tasks)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(registered([*(loaded.tasks if loaded else ()), *specs.values()]))
-        suite = config.suite
-        if loaded is not None:
-            stack.enter_context(SUITES.temporarily(loaded.suite.name, loaded.suite))
-            suite = loaded.suite.name
-        yield dataclasses.replace(config, suite=suite, tasks=tasks)
+    seen: dict[str, TaskSpec] = {}
+    for spec in [*(loaded.tasks if loaded else ()), *specs.values()]:
+        other = seen.setdefault(spec.name, spec)
+        if (other.path, other.class_name) != (spec.path, spec.class_name):
+            raise TaskError(f"{other.path}:{other.class_name} and {spec.path}:{spec.class_name} both define task "
+                            f"{spec.name!r}; rename one")
+        if spec.name in TASKS:
+            raise TaskError(f"{spec.path}:{spec.class_name} is named {spec.name!r}, as a registered task; give "
+                            "it another name")
+    return SweepFiles(config, loaded, specs)
 
 
 def check_resume(config: SweepConfig, finished: dict[str, dict], root: Path) -> None:
     """Finished runs of a file task or file suite made from another version of its file stop the
-    resume, as a pruner's do (config: as using_files yields it)."""
+    resume, as a pruner's do (config: as SweepFiles.registered yields it)."""
     suite = get_suite(config.suite)
     for r in finished.values():
         name = str(r.get("task", "")).partition("@")[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ import torch
 from . import task as task_module
 from .errors import ParameterError, RegistryError, TaskError
 from .loading import (
-    NAME_PATTERN,
     _import_file,
     defined_subclasses,
     one_line,
@@ -32,6 +32,11 @@ from .loading import (
 from .task import TASKS, Target, Task
 
 KINDS = ("classification", "regression")
+#: A file task's or suite's name and version as records must read them (the leaderboard's reader,
+#: which plantbench.load_results shares, takes name@version with these).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "must start with a letter or digit and hold letters, digits, '.', '_' and '-', at most 64 characters"
+MAX_VERSION = 999_999_999
 HINT = "subclass plantbench.task.Task and implement target, function and _noisy"
 
 
@@ -97,9 +102,8 @@ def resolve_task(ref: str, base: Path | None = None, param: str = "tasks") -> Ta
 def _check_class(cls: type, where: str) -> None:
     """The class attributes the Task contract needs, each checked with a message naming it."""
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise TaskError(f"{where} has name {name!r}; a task name holds letters, digits, '-', '_' and '.', "
-                        "does not start with '.' and has at most 100 characters")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise TaskError(f"{where} has name {name!r}; a task name {NAME_RULE}")
     if getattr(cls, "kind", None) not in KINDS:
         raise TaskError(f"{where}: kind must be 'classification' or 'regression', got {getattr(cls, 'kind', None)!r}")
     least = {"version": 0, "n_in": 1, "n_out": 2 if cls.kind == "classification" else 1, "min_depth": 1,
@@ -108,6 +112,8 @@ def _check_class(cls: type, where: str) -> None:
         value = getattr(cls, attr, None)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise TaskError(f"{where}: {attr} must be a whole number of at least {low}, got {value!r}")
+    if cls.version > MAX_VERSION:
+        raise TaskError(f"{where}: version must be at most {MAX_VERSION}, got {cls.version}")
     noise = getattr(cls, "noise", None)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
         raise TaskError(f"{where}: noise must be a number, got {noise!r}")

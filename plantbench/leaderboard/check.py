@@ -83,8 +83,8 @@ def _identity_problems(item: Loaded, reference: bool = False) -> tuple[list[str]
 
     r, out = item.rec, []
     from_file = [k for k in ("task", "suite") if r.get(f"{k}_from_file") or f"{k}_source_sha256" in r]
-    if from_file or str(r["suite"]).startswith("file:"):
-        what = " and ".join(from_file or ["suite"])
+    if from_file:
+        what = " and ".join(from_file)
         out.append(item.problem(f"its {what} came from a user's file (--task FILE.py, --suite FILE.toml): only "
                                 "registered tasks and suites go on the leaderboard"))
         return out, False
