@@ -138,8 +138,8 @@ class SweepConfig:
             if not os.path.isfile(split_ref(value)[0]):
                 raise ParameterError(name, "no such file", value)
         for name, value, lookup in [("suite", self.suite, get_suite)] + [("tasks", t, get_task) for t in self.tasks]:
-            if (name, value) in named:
-                continue  # loaded and checked when the sweep starts (plantbench.suitefile.load_files)
+            if (name, value) in named or (name == "tasks" and is_suite_file(self.suite)):
+                continue  # checked when the sweep loads the files (plantbench.suitefile.load_files)
             if not isinstance(value, str):
                 raise ParameterError(name, "expected a registered name", repr(value))
             try:

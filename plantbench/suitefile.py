@@ -251,6 +251,13 @@ def load_files(config: SweepConfig) -> SweepFiles:
     """
     loaded = load_suite(config.suite) if is_suite_file(config.suite) else None
     specs = {t: resolve_task(t) for t in dict.fromkeys(config.tasks) if is_task_file(t)}
+    if loaded is not None:  # --task names may name the suite file's own file tasks
+        for t in config.tasks:
+            if not is_task_file(t) and t not in {s.name for s in loaded.tasks}:
+                try:
+                    TASKS.get(t)
+                except RegistryError as e:
+                    raise ParameterError("tasks", f"{e}, nor a task of {loaded.path}", t) from None
     seen: dict[str, TaskSpec] = {}
     for spec in [*(loaded.tasks if loaded else ()), *specs.values()]:
         other = seen.setdefault(spec.name, spec)

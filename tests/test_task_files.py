@@ -313,3 +313,15 @@ def test_a_suite_file_sets_every_field(tmp_path):
     with_ticket = load_suite(path).suite
     assert with_ticket.grid("relu") == [0.5, with_ticket.ticket_density("relu")]
     assert with_ticket.protocol == SUITES.get("paper").protocol
+
+
+def test_task_flags_narrow_a_suite_file_by_name(tmp_path):
+    result = invoke("run", "--pruner", "random", "--suite", SUITE, "--task", "abs-difference", "--seeds", 1,
+                    "--density", 0.5, "--out", tmp_path / "r", "--jobs", 1, "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "r" / "runs.jsonl").read_text().splitlines()]
+    assert {(r["task"], r["seed"]) for r in records} == {("abs-difference@1", 0)} and len(records) == 2
+    line = one_line_error(invoke("run", "--pruner", "random", "--suite", SUITE, "--task", "nosuch",
+                                 "--out", tmp_path / "s"))
+    assert line.startswith("error: --task nosuch: unknown task 'nosuch'") and f"nor a task of {SUITE}" in line
+    assert not (tmp_path / "s").exists()
