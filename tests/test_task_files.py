@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from plantbench import load_results
 from plantbench.cli import cli
 from plantbench.errors import ParameterError, PlantbenchError, TaskError
 from plantbench.leaderboard import check
@@ -163,6 +164,9 @@ def test_the_example_suite_runs_and_its_records_say_where_tasks_came_from(exampl
             assert r["task_from_file"] is True and r["task_source_sha256"] == task_sha
         else:
             assert "task_from_file" not in r and "task_source_sha256" not in r
+    table = load_results(out)  # one's own results read as any others, flags as columns
+    assert len(table) == 8 and set(table["suite_from_file"]) == {True}
+    assert table["task_from_file"].eq(True).sum() == 4
     # The file's task and suite were registered for the sweep only.
     assert "abs-difference" not in TASKS and "abs-small" not in SUITES
     again = sweep(SweepConfig("magnitude", suite=str(SUITE), device="cpu", out=out, jobs=1))
