@@ -103,14 +103,17 @@ def baselines_cmd():
 
 
 @cli.command("suites")
-def suites_cmd():
-    """List the registered suites."""
+@click.argument("files", nargs=-1, metavar="[FILE.toml]...")
+def suites_cmd(files):
+    """List the registered suites, or check and list the suites of FILE.toml files."""
     from .suite import SUITES
+    from .suitefile import load_suite
 
+    suites = [load_suite(f).suite for f in files] if files else [SUITES.get(n) for n in SUITES.names()]
     rows = []
-    for name in SUITES.names():
-        s = SUITES.get(name)
-        rows.append([s.id, ",".join(s.tasks), str(s.depth), str(s.width), ",".join(f"{d:g}" for d in s.densities) + ",ticket",
+    for s in suites:
+        grid = [f"{d:g}" for d in s.densities] + (["ticket"] if s.add_ticket_density else [])
+        rows.append([s.id, ",".join(s.tasks), str(s.depth), str(s.width), ",".join(grid),
                      str(s.seeds), str(s.protocol.epochs), s.description])
     _table(["suite", "tasks", "depth", "width", "densities", "seeds", "epochs", "description"], rows)
 
@@ -130,12 +133,14 @@ MAX_HOST_WEIGHTS = 1 << 28  # 1 GiB of float32 weights
 
 
 def _host(task: str, depth: int, width: int):
-    """The task, checked against a host this machine can hold (ParameterError names the flag)."""
-    from .task import host_task
+    """The task (registered, or from a task file), checked against a host this machine can hold
+    (ParameterError names the flag)."""
+    from .taskfile import find_task
 
     if not 1 <= width <= MAX_WIDTH:
         raise ParameterError("width", f"expected 1..{MAX_WIDTH}", width)
-    t = host_task(task, depth, width)
+    t = find_task(task)
+    t.check_host(depth, width)
     sizes = [t.n_in, *[width] * (depth - 1), t.n_out]
     n = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if n > MAX_HOST_WEIGHTS:
@@ -160,7 +165,8 @@ def _memory_guard():
 
 
 @cli.command("plant")
-@click.option("--task", "task", required=True, help="Task name (see `plantbench tasks`).")
+@click.option("--task", "task", required=True,
+              help="Task name (see `plantbench tasks`), or a task file FILE.py or FILE.py:ClassName.")
 @click.option("--width", default=100, show_default=True, type=int, help="Hidden width of the host.")
 @click.option("--depth", default=4, show_default=True, type=int, help="Weight layers of the host.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for host and data.")
@@ -171,12 +177,15 @@ def plant_cmd(task, width, depth, seed, device, out):
     from .export import export_npz
     from .plant import plant_task
     from .runner import resolve_device
+    from .taskfile import source_of
 
     task = _host(task, depth, width)  # before anything is written
     dev = resolve_device(device)
     path = _writable(out, "--out")
     with _memory_guard():
         net = plant_task(task, depth, width, seed, device=dev)
+        if source_of(task) is not None:  # the .npz says its task came from a file, as records do
+            net.meta.update(task_from_file=True, task_source_sha256=source_of(task))
         _write(lambda: export_npz(net, task.dataset(seed), path), path)
     scale = ", ".join(f"{c:.3g}" for c in net.output_scale.tolist())
     click.echo(f"planted {task.id}: ticket of {net.ticket_size} weights (density {net.ticket_density:.4g}) "
@@ -191,7 +200,8 @@ def plant_cmd(task, width, depth, seed, device, out):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--out", default=None, help="Image path (.png or .svg); default show-TASK.png.")
 def show_cmd(task, width, depth, seed, out):
-    """Draw a task's data, its planted ticket's function and the ticket as a graph."""
+    """Draw a task's data, its planted ticket's function and the ticket as a graph. TASK is a
+    registered task's name, or a task file FILE.py or FILE.py:ClassName."""
     from .show import render
 
     task = _host(task, depth, width)  # before anything is written

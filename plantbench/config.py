@@ -32,8 +32,11 @@ class SweepConfig:
     pruner: str = field(metadata=_help("A baseline name, FILE.py, or FILE.py:ClassName."))
     pruner_args: tuple[tuple[str, object], ...] = field(
         default=(), metadata=_help("Constructor arguments for the pruner; recorded with the results."))
-    suite: str = field(default="paper", metadata=_help("Name of a registered suite."))
-    tasks: tuple[str, ...] = field(default=(), metadata=_help("Run only these tasks."))
+    suite: str = field(default="paper", metadata=_help(
+        "Name of a registered suite, or a suite file FILE.toml (never on the leaderboard)."))
+    tasks: tuple[str, ...] = field(default=(), metadata=_help(
+        "Run only these tasks: registered names, or task files FILE.py or FILE.py:ClassName (never on the "
+        "leaderboard)."))
     densities: tuple[float, ...] = field(
         default=(), metadata=_help("Run only these densities; the ticket's density is always added."))
     seeds: int | None = field(default=None, metadata=_help("Number of seeds (0..N-1) [default: the suite's]."))
@@ -120,10 +123,23 @@ class SweepConfig:
                                      "Infinity are not allowed)", f"{key}={item[1]!r}") from None
 
     def _check_names(self) -> None:
+        from .loading import split_ref
         from .suite import get_suite
+        from .suitefile import is_suite_file
         from .task import get_task
+        from .taskfile import is_task_file
 
+        files = [("suite", self.suite, is_suite_file)] + [("tasks", t, is_task_file) for t in self.tasks]
+        named = [(name, value) for name, value, is_file in files if is_file(value)]
+        if named and self.seed_key is not None:  # refused before any file is read, let alone imported
+            raise ParameterError("seed_key", f"a secret seed key runs registered tasks and suites only, not the "
+                                 f"file {named[0][1]} (file tasks and suites are for one's own experiments)")
+        for name, value in named:
+            if not os.path.isfile(split_ref(value)[0]):
+                raise ParameterError(name, "no such file", value)
         for name, value, lookup in [("suite", self.suite, get_suite)] + [("tasks", t, get_task) for t in self.tasks]:
+            if (name, value) in named or (name == "tasks" and is_suite_file(self.suite)):
+                continue  # checked when the sweep loads the files (plantbench.suitefile.load_files)
             if not isinstance(value, str):
                 raise ParameterError(name, "expected a registered name", repr(value))
             try:

@@ -25,6 +25,10 @@ class PrunerError(PlantbenchError):
     """A pruner file or class that cannot be used."""
 
 
+class TaskError(UsageError):
+    """A task file or class (plantbench.taskfile), or a suite file (plantbench.suitefile), that cannot be used."""
+
+
 class RecordError(PlantbenchError):
     """A result file or record that breaks the schema."""
 

@@ -31,7 +31,8 @@ def export_npz(net: PlantedNetwork, data: Dataset, path: str | Path) -> Path:
     meta = {**ticket_test_metric(net, data), "task": net.task, "depth": net.depth, "sizes": net.sizes,
             "widths": net.widths, "seed": net.seed,
             "ticket_size": net.ticket_size, "ticket_density": net.ticket_density,
-            "depth_counts": "weight layers (nn.Linear modules)", "plantbench": __version__}
+            "depth_counts": "weight layers (nn.Linear modules)", "plantbench": __version__,
+            **{k: net.meta[k] for k in ("task_from_file", "task_source_sha256") if k in net.meta}}
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     atomic_savez(path, arrays)
     return Path(path)

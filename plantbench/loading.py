@@ -37,10 +37,15 @@ def pruner_classes(module) -> list[type[Pruner]]:
     Classes whose name starts with an underscore are private helpers (an inner scorer for
     MultiShot, say) and are skipped.
     """
+    return defined_subclasses(module, Pruner, _ABSTRACT)
+
+
+def defined_subclasses(module, base: type, skip: tuple[type, ...] = ()) -> list[type]:
+    """The public concrete subclasses of `base` a module defines (not merely imports), less `skip`."""
     found = []
     for name, obj in vars(module).items():
-        if (inspect.isclass(obj) and issubclass(obj, Pruner) and obj not in _ABSTRACT and not name.startswith("_")
-                and obj.__module__ == module.__name__ and not inspect.isabstract(obj)):
+        if (inspect.isclass(obj) and issubclass(obj, base) and obj is not base and obj not in skip
+                and not name.startswith("_") and obj.__module__ == module.__name__ and not inspect.isabstract(obj)):
             found.append(obj)
     return found
 
@@ -76,28 +81,29 @@ class PrunerSpec:
         return cls
 
 
-def _import_file(path: Path):
+def _import_file(path: Path, error: type[Exception] = PrunerError):
+    """Import a user's .py file as a fresh module; its failures become one-line `error`s."""
     module_name = "plantbench_user_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise PrunerError(f"{path} cannot be imported as a Python module")
+        raise error(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         sys.modules.pop(module_name, None)
-        raise PrunerError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+        raise error(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
     except Exception as e:  # the user's import-time failure, reported in one line
         sys.modules.pop(module_name, None)
-        raise PrunerError(f"{path} failed to import: {type(e).__name__}: {e}") from None
+        raise error(f"{path} failed to import: {type(e).__name__}: {one_line(e)}") from None
     return module
 
 
-def split_ref(ref: str) -> tuple[str, str, bool]:
+def pruner_ref(ref: str) -> tuple[str, str, bool]:
     """(path or baseline name, class name or "", whether it names a file) of a pruner reference;
     reads nothing but the file system's names."""
-    path_part, _, class_part = ref.partition(":") if ref.count(":") == 1 and ".py:" in ref else (ref, "", "")
+    path_part, class_part = split_ref(ref)
     return path_part, class_part, path_part.endswith(".py") or Path(path_part).exists()
 
 
@@ -106,7 +112,7 @@ def resolve(ref: str) -> PrunerSpec:
 
     This imports the pruner's file: the sweep calls it in the pruner's own process only
     (plantbench.sandbox.describe), never where seeds are derived or networks planted."""
-    path_part, class_part, is_file = split_ref(ref)
+    path_part, class_part, is_file = pruner_ref(ref)
     if not is_file:
         cls = BASELINES.get(ref)
         check_name(cls.name, f"baseline {cls.__name__}")
@@ -133,6 +139,37 @@ def resolve(ref: str) -> PrunerSpec:
         raise PrunerError(f"{path}:{cls.__name__} has no `name` (set name = \"my-pruner\" on the class)")
     check_name(cls.name, f"{path}:{cls.__name__}")
     return PrunerSpec(ref, str(path.resolve()), cls.__name__, cls.name, source_sha256(str(path)))
+
+
+def one_line(e: Exception) -> str:
+    """An exception's message on one line (a user's message may span several)."""
+    return " ".join(str(e).split())
+
+
+def split_ref(ref: str, suffix: str = ".py") -> tuple[str, str]:
+    """FILE.py:ClassName as (FILE.py, ClassName); FILE.py alone as (FILE.py, "")."""
+    if ref.count(":") == 1 and f"{suffix}:" in ref:
+        path, _, cls = ref.partition(":")
+        return path, cls
+    return ref, ""
+
+
+def pick_class(path: Path, classes: list[type], class_name: str, kind: str, hint: str,
+               error: type[Exception]) -> type:
+    """The one `kind` subclass a user's file defines, or the one named `class_name`; else a
+    one-line `error` naming what was found (`hint`: how to write one)."""
+    if class_name:
+        chosen = [c for c in classes if c.__name__ == class_name]
+        if not chosen:
+            names = ", ".join(c.__name__ for c in classes) or "none"
+            raise error(f"{path} defines no {kind} subclass {class_name!r} (found: {names})")
+        return chosen[0]
+    if not classes:
+        raise error(f"{path} defines no {kind} subclass ({hint})")
+    if len(classes) > 1:
+        names = ", ".join(c.__name__ for c in classes)
+        raise error(f"{path} defines {len(classes)} {kind} subclasses ({names}); pick one with {path}:ClassName")
+    return classes[0]
 
 
 # --- the source hash ----------------------------------------------------------------------

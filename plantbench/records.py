@@ -4,7 +4,10 @@ Schema version history (bump SCHEMA_VERSION with a line here on any change to th
   1: first release. Later, still 1, two optional fields that records written before them lack:
      plantbench_version (the plantbench that wrote the record, whose own code the pruner source
      hash leaves out), and seed_key (the seed key's fingerprint), carried by the records of
-     sweeps run with a secret seed key only.
+     sweeps run with a secret seed key only. Later, still 1, four optional fields carried only
+     by runs of a task or suite loaded from a user's file (never by leaderboard records):
+     task_from_file and task_source_sha256 (the task file's sha256), suite_from_file and
+     suite_source_sha256 (the suite TOML's sha256).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ SCHEMA = (
     Field("pruner", str), Field("pruner_args", dict), Field("pruner_source_sha256", str),
     Field("plantbench_version", str, optional=True),
     Field("seed_key", str, optional=True),  # the secret seed key's fingerprint (plantbench.seal)
+    # A task or suite from a user's file (plantbench.taskfile, plantbench.suitefile): flag and sha256.
+    Field("task_from_file", bool, optional=True), Field("task_source_sha256", str, optional=True),
+    Field("suite_from_file", bool, optional=True), Field("suite_source_sha256", str, optional=True),
     Field("suite", str), Field("task", str), Field("depth", int), Field("widths", list),
     Field("ticket_density", float), Field("ticket_size", int), Field("metric", str),
     Field("protocol", dict), Field("device", str), Field("versions", dict),
@@ -89,12 +95,19 @@ def versions() -> dict:
 
 def make_header(pruner: str, pruner_args: dict, source_sha256: str, suite: str, task, depth: int,
                 widths: list[int], ticket_size: int, ticket_density: float, protocol, device: str,
-                seed_key: str | None = None) -> dict:
+                seed_key: str | None = None, task_source: str | None = None,
+                suite_source: str | None = None) -> dict:
     """The fields every run of a group shares, for make_record; task is a Task, protocol a Protocol.
 
     seed_key: the secret seed key's fingerprint, recorded only for keyed sweeps.
+    task_source, suite_source: the sha256 of the task file or suite TOML the run's task or
+    suite came from; recorded, with a flag, only for those.
     """
     extra = {} if seed_key is None else {"seed_key": seed_key}
+    if task_source is not None:
+        extra.update(task_from_file=True, task_source_sha256=task_source)
+    if suite_source is not None:
+        extra.update(suite_from_file=True, suite_source_sha256=suite_source)
     return {**extra, "pruner": pruner, "pruner_args": pruner_args, "pruner_source_sha256": source_sha256,
             "plantbench_version": __version__,
             "suite": suite, "task": task.id, "depth": depth, "widths": list(widths),

@@ -6,6 +6,7 @@ import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from .errors import RegistryError
@@ -40,6 +41,24 @@ class Registry(Generic[T]):
             raise RegistryError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = obj
         return obj
+
+    @contextmanager
+    def temporarily(self, name: str, obj: T):
+        """`name` names `obj` inside the block only (a task or suite loaded from a user's file).
+
+        The package's own entries are discovered first, so a name they hold is refused here
+        rather than breaking the discovery of the module that registers it. Entering again with
+        the same object is allowed and leaves it registered until the outer block ends.
+        """
+        self._discover()
+        if name in self._entries and self._entries[name] is obj:
+            yield obj
+            return
+        self.register(name, obj)
+        try:
+            yield obj
+        finally:
+            self._entries.pop(name, None)
 
     def decorator(self, name: str) -> Callable[[T], T]:
         def wrap(obj: T) -> T:

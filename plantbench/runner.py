@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import refcache, sandbox
+from . import refcache, sandbox, suitefile, taskfile
 from .config import SweepConfig
 from .errors import MaskError, ParameterError, PlantbenchError
 from .executor import default_jobs, execute, sigterm_as_interrupt
@@ -74,6 +74,8 @@ class Group:
     run_timeout: float = 3600.0
     reference_cache: str | None = None  # the reference cache's folder; None computes every reference
     seed_key: str | None = None  # the seed key's fingerprint (None: public seeds)
+    task_file: taskfile.TaskSpec | None = None  # a task from a user's file: workers load it from here
+    suite_source: str | None = None  # the sha256 of the suite's TOML file, for a suite from a file
 
     @property
     def args(self) -> dict:
@@ -134,7 +136,8 @@ def plan(config: SweepConfig, pruner: PrunerSpec, device: str = "cpu", key: Seed
                     seen.add(rid)
                     runs.append(RunSpec(rid, s, d, planted))
         groups.append(Group(pruner, tuple(args.items()), suite.id, t, suite.depth, widths, suite.protocol, device,
-                            tuple(runs), float(config.run_timeout), cache, fp))
+                            tuple(runs), float(config.run_timeout), cache, fp, taskfile.spec_of(t),
+                            suite.source_sha256))
     return groups
 
 
@@ -266,7 +269,8 @@ def _header(group: Group, task, net) -> dict:
         ticket_density = ticket_size / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return make_header(group.pruner.name, group.args, group.pruner.source_sha256, group.suite, task, group.depth,
                        widths, ticket_size, ticket_density, group.protocol, device_label(group.device),
-                       seed_key=group.seed_key)
+                       seed_key=group.seed_key, suite_source=group.suite_source,
+                       task_source=group.task_file.source_sha256 if group.task_file else None)
 
 
 def error_text(e: BaseException) -> str:
@@ -312,6 +316,7 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
     """
     config.validate()
     key = load_key(config.seed_key) if config.seed_key is not None else None
+    files = suitefile.load_files(config)  # task and suite files (never with a key: validate refuses)
     # Fails fast on a broken file and on arguments the constructor refuses; the pruner's code runs
     # in a process of its own, never in this one, which derives seeds and plants.
     spec, args = sandbox.describe(config.pruner, config.args)
@@ -328,6 +333,7 @@ def sweep(config: SweepConfig, progress: Callable[[int, str], None] | None = Non
     if key is not None:
         make_undumpable()  # the derived seeds live here: no /proc reading by a same-user process
     with contextlib.ExitStack() as stack:
+        config = stack.enter_context(files.registered())  # file tasks and suites: for this sweep only
         stack.enter_context(store.lock())
         stack.callback(sandbox.close_all)
         sigterm_as_interrupt(stack)
@@ -338,6 +344,7 @@ def _sweep(config, spec, args, device, store, progress, on_plan, key=None) -> Sw
     _check_key(key, store)
     finished = store.finished()
     _check_source(spec, finished, store.root)
+    suitefile.check_resume(config, finished, store.root)
     groups, skipped, previous = _pending(plan(config, spec, device, key, args), finished, store)
     if not config.scheduler:  # a --scheduler cluster's size is its own
         groups = balance(groups, config.jobs or default_jobs())
@@ -410,4 +417,5 @@ def _worker(group: Group) -> GroupResult:
         if group.seed_key is not None:
             make_undumpable()  # it holds the group's derived seeds
     torch.set_num_threads(1)  # one core per worker; the workers share the machine
-    return run_group(dataclasses.replace(group, device=resolve_device(group.device)))
+    with taskfile.registered([group.task_file] if group.task_file else []):
+        return run_group(dataclasses.replace(group, device=resolve_device(group.device)))

@@ -353,9 +353,9 @@ def describe(ref: str, args: dict):
     in (loading.resolved_args); this process checks the reply and hashes the source itself.
     Errors are those resolve and instantiate raise, one line each.
     """
-    from .loading import PrunerSpec, baselines_dir, check_name, source_sha256, split_ref
+    from .loading import PrunerSpec, baselines_dir, check_name, pruner_ref, source_sha256
 
-    path_part, class_part, is_file = split_ref(ref)
+    path_part, class_part, is_file = pruner_ref(ref)
     if is_file and not Path(path_part).is_file():
         raise ParameterError("pruner", f"no such file {path_part}")
     sent = f"{Path(path_part).resolve()}{':' + class_part if class_part else ''}" if is_file else ref

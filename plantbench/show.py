@@ -23,7 +23,8 @@ from matplotlib.ticker import MaxNLocator
 from .metrics import accuracy, mse
 from .plant import PlantedNetwork, plant_task
 from .seeding import derive_seed
-from .task import Target, Task, get_task
+from .task import Target, Task
+from .taskfile import find_task
 
 FRESH_SAMPLES = 10_000  # fresh draws for the ticket's metric in the panel title
 GRID = 201  # points per axis of the ticket's 2-D decision grid (the host runs on every point)
@@ -39,7 +40,7 @@ def render(task: Task | str, depth: int, width: int, seed: int, out: str | pathl
     """Plant the task's ticket and draw the data, the ticket's function and the ticket's graph.
 
     Args:
-        task: a Task or a registered task name.
+        task: a Task, a registered task's name, or a task file FILE.py or FILE.py:ClassName.
         depth: ticket depth in weight layers.
         width: hidden width of the host.
         seed: the run seed: it fixes the host and the data.
@@ -47,7 +48,7 @@ def render(task: Task | str, depth: int, width: int, seed: int, out: str | pathl
     Returns:
         The path written.
     """
-    task = get_task(task) if isinstance(task, str) else task
+    task = find_task(task) if isinstance(task, str) else task
     out = pathlib.Path(out)
     if not out.suffix:
         out = out.with_suffix(".png")

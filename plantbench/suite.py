@@ -16,8 +16,11 @@ class Suite:
     Attributes:
         depth: weight layers of every host (the paper's depth minus one).
         width: hidden width of every host.
-        densities: the density grid; each task's ticket density is always added.
+        densities: the density grid; each task's ticket density is added unless
+            add_ticket_density is False.
         seeds: run seeds 0..seeds-1.
+        source_sha256: for a suite loaded from a TOML file (plantbench.suitefile), the file's
+            sha256 (its name is never a registered suite's). None for registered suites.
     """
 
     name: str
@@ -29,6 +32,8 @@ class Suite:
     densities: tuple[float, ...]
     seeds: int
     protocol: Protocol = field(default_factory=Protocol)
+    add_ticket_density: bool = True
+    source_sha256: str | None = None
 
     @property
     def id(self) -> str:
@@ -42,9 +47,11 @@ class Suite:
         return ticket_density(task_name, self.depth, self.widths)
 
     def grid(self, task_name: str, densities: tuple[float, ...] | None = None) -> list[float]:
-        """The densities to run for one task, highest first, the ticket's own always included."""
+        """The densities to run for one task, highest first, the ticket's own included unless the
+        suite leaves it out."""
         chosen = set(densities if densities else self.densities)
-        chosen.add(self.ticket_density(task_name))
+        if self.add_ticket_density:
+            chosen.add(self.ticket_density(task_name))
         return sorted(chosen, reverse=True)
 
 

@@ -162,10 +162,16 @@ class Task(ABC):
 
 
 TASKS: Registry[Task] = Registry("task", "plantbench.tasks")
+#: True while plantbench imports a user's task file (plantbench.taskfile), whose task is used for
+#: one invocation and never registered.
+_importing_task_file = False
 
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: registers one instance of the task under its name."""
+    if _importing_task_file:
+        raise RegistryError("a task file's task is not registered: remove @register_task (it is for the "
+                            "tasks/ folder)")
     TASKS.register(cls.name, cls())
     return cls
 

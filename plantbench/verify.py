@@ -163,6 +163,9 @@ def verify(pruner: str, entry: str | Path, key: str | Path | SeedKey, seeds: int
     changed since its records) fails without running anything and writes nothing."""
     entry, seeds = Path(entry), DEFAULT_SEEDS if seeds is None else seeds
     records = _entry(entry)
+    if any(r.get("task_from_file") or r.get("suite_from_file") for r in records):
+        raise PlantbenchError(f"{entry} holds runs of a task or suite loaded from a file; those are one's own "
+                              "experiments, never verified or ranked")
     key = load_key(key)
     spec, _ = describe(pruner, records[0]["pruner_args"])  # the pruner's code runs in its own process
     first = records[0]

@@ -81,6 +81,12 @@ def _identity_problems(item: Loaded, reference: bool = False) -> tuple[list[str]
     from ..task import TASKS
 
     r, out = item.rec, []
+    from_file = [k for k in ("task", "suite") if r.get(f"{k}_from_file") or f"{k}_source_sha256" in r]
+    if from_file:
+        what = " and ".join(from_file)
+        out.append(item.problem(f"its {what} came from a user's file (--task FILE.py, --suite FILE.toml): only "
+                                "registered tasks and suites go on the leaderboard"))
+        return out, False
     expected = run_id(r["pruner"], r["pruner_args"], r["suite"], r["task"], r["widths"], r["seed"], r["density_target"])
     if r["run_id"] != expected:
         out.append(item.problem(f"run_id does not match its fields (they give {expected})"))
