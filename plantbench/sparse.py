@@ -85,11 +85,14 @@ class _Pattern:
         k, i, j = mask.nonzero(as_tuple=True)
         self.where = (k, i, j)
         rows, cols = k * out + i, k * inp + j
-        self.crow = _crow(rows, K * out)
-        self.col = cols
+        # 32-bit indices where they fit: the CPU kernels take them as they are (64-bit ones are
+        # converted on every call).
+        index = torch.int32 if max(self.shape) * max(1, rows.numel()) < 2 ** 31 else torch.int64
+        self.crow = _crow(rows, K * out).to(index)
+        self.col = cols.to(index)
         self.perm = torch.argsort(cols * (K * out) + rows)  # the transpose's row-major order
-        self.tcrow = _crow(cols, K * inp)
-        self.tcol = rows[self.perm]
+        self.tcrow = _crow(cols, K * inp).to(index)
+        self.tcol = rows[self.perm].to(index)
         self.nnz = rows.numel()
 
     def matrix(self, values: torch.Tensor) -> torch.Tensor:

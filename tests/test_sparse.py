@@ -101,18 +101,24 @@ def _entries(nets, g):
 
 
 @pytest.mark.parametrize("name", ["relu", "circle"])
-def test_judging_with_sparse_layers_scores_like_the_dense_path(monkeypatch, name):
+@pytest.mark.parametrize("loss_scale", ["raw", "fitted"])
+def test_judging_with_sparse_layers_scores_like_the_dense_path(monkeypatch, name, loss_scale):
     suite = get_suite("quick")
     task = get_task(name)
+    protocol = Protocol(epochs=1, loss_scale=loss_scale)
     nets = {s: plant_task(task, suite.depth, suite.widths, s) for s in range(2)}
     data = {s: task.dataset(s) for s in range(2)}
     entries = _entries(nets, torch.Generator().manual_seed(5))
-    dense = judge(task, nets, data, entries, suite.protocol)
+    dense = judge(task, nets, data, entries, protocol)
     monkeypatch.setitem(sparse.RULES, "cpu", EVERY_LAYER)
-    fast = judge(task, nets, data, entries, suite.protocol)
+    fast = judge(task, nets, data, entries, protocol)
+    # Adam on the fitted cross-entropy is ill-conditioned (see above): the dense path alone moves
+    # the planted ticket's weak accuracy here from 0.737 (judged alone) to 0.733 and 0.725 (in
+    # batches of 7 and 14), so rounding-level differences are allowed that much.
+    weak_tol = dict(abs=0.02) if (loss_scale, task.kind) == ("fitted", "classification") else dict(rel=1e-4, abs=1e-9)
     for a, b in zip(dense, fast):
         assert b["strong"] == pytest.approx(a["strong"], rel=1e-5, abs=1e-9)
-        assert b["weak"] == pytest.approx(a["weak"], rel=1e-4, abs=1e-9)
+        assert b["weak"] == pytest.approx(a["weak"], **weak_tol)
         assert {k: v for k, v in a.items() if k not in ("strong", "weak", "judge_seconds")} == \
             {k: v for k, v in b.items() if k not in ("strong", "weak", "judge_seconds")}
 
