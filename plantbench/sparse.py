@@ -42,20 +42,23 @@ _EVAL_SAMPLES = 64
 
 @dataclass(frozen=True)
 class Rule:
-    """When a layer takes sparse products: at least `min_entries` entries (out x in), of which
-    the network keeps at most `max_density`."""
+    """When a layer takes sparse products: for some (min_entries, max_density) tier, the layer
+    has at least min_entries entries (out x in), of which the network keeps at most max_density.
+    Larger layers pay for a sparse product's fixed costs at higher densities."""
 
-    min_entries: int
-    max_density: float
+    tiers: tuple[tuple[int, float], ...]
 
     def sparse(self, out: int, inp: int, kept: int) -> bool:
-        return out * inp >= self.min_entries and kept <= self.max_density * out * inp
+        return any(out * inp >= n and kept <= d * out * inp for n, d in self.tiers)
 
 
-#: Measured rules by device type (docs/performance.md). A width-100 host's largest layer has
-#: 10,000 entries, 25 times fewer than min_entries: every suite at width 100 or less (paper,
-#: quick, depth2, depth9, noise) is judged dense, bit for bit as before (tests/test_sparse.py).
-RULES: dict[str, Rule] = {"cpu": Rule(min_entries=250_000, max_density=0.05)}
+#: Measured rules by device type (docs/experiments/sparse_rule.py, docs/performance.md): on one
+#: CPU thread, sparse products were 2.4 to 2.7 times faster for 300 x 300 layers at density 0.01
+#: and no faster at 0.05; 2 to 6 times faster from 500 x 500 up at 0.05 and below, and no faster
+#: at 0.2. A width-100 host's largest layer has 10,000 entries, 6.5 times fewer than the
+#: smallest tier: every suite at width 100 or less (paper, quick, depth2, depth9, noise) is
+#: judged dense, bit for bit as before (tests/test_sparse.py).
+RULES: dict[str, Rule] = {"cpu": Rule(tiers=((65_536, 0.02), (250_000, 0.05)))}
 
 
 def layouts(masks: list[torch.Tensor], device: torch.device) -> list[tuple[bool, ...]]:

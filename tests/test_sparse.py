@@ -11,7 +11,7 @@ from plantbench.suite import get_suite
 from plantbench.task import get_task
 from plantbench.train import Protocol, train_stacked
 
-EVERY_LAYER = sparse.Rule(min_entries=0, max_density=1.0)
+EVERY_LAYER = sparse.Rule(tiers=((0, 1.0),))
 
 
 def _host_masks(suite, name, density, g):
@@ -42,6 +42,9 @@ def test_the_rule_picks_sparse_products_for_the_middle_layers_of_a_wide_host():
     assert sparse.layouts(masks, torch.device("cpu")) == [(False, True, True, True, False)]
     dense = _host_masks(suite, "circle", 0.5, torch.Generator().manual_seed(0))
     assert sparse.layouts(dense, torch.device("cpu")) == [(False,) * 5]
+    rule = sparse.RULES["cpu"]
+    assert rule.sparse(300, 300, 900) and not rule.sparse(300, 300, 4500)  # 0.01 and 0.05 of a 300 x 300 layer
+    assert rule.sparse(1000, 1000, 50_000) and not rule.sparse(1000, 1000, 100_000)
     assert sparse.layouts(masks, torch.device("meta")) == [(False,) * 5]  # no measured rule: dense
 
 
@@ -135,7 +138,7 @@ def test_the_quick_suite_judges_bit_for_bit_as_with_dense_products_alone():
 
 
 def test_a_network_with_sparse_layers_scores_the_same_whatever_its_batch_mates(monkeypatch):
-    monkeypatch.setitem(sparse.RULES, "cpu", sparse.Rule(min_entries=0, max_density=0.2))
+    monkeypatch.setitem(sparse.RULES, "cpu", sparse.Rule(tiers=((0, 0.2),)))
     suite = get_suite("quick")
     task = get_task("relu")
     nets = {s: plant_task(task, suite.depth, suite.widths, s) for s in range(2)}
