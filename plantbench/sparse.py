@@ -53,9 +53,9 @@ class Rule:
 
 
 #: Measured rules by device type (docs/experiments/sparse_rule.py, docs/performance.md): on one
-#: CPU thread, sparse products were 2.4 to 2.7 times faster for 300 x 300 layers at density 0.01
-#: and no faster at 0.05; 2 to 6 times faster from 500 x 500 up at 0.05 and below, and no faster
-#: at 0.2. A width-100 host's largest layer has 10,000 entries, 6.5 times fewer than the
+#: CPU thread, a training step with sparse products was 2.4 to 2.7 times faster for 300 x 300
+#: layers at density 0.01 and not reliably faster at 0.05; 1.7 to 10 times faster from 500 x 500
+#: up at 0.05 and below, between 0.9 and 3 times at 0.1, and no faster at 0.2. A width-100 host's largest layer has 10,000 entries, 6.5 times fewer than the
 #: smallest tier: every suite at width 100 or less (paper, quick, depth2, depth9, noise) is
 #: judged dense, bit for bit as before (tests/test_sparse.py).
 RULES: dict[str, Rule] = {"cpu": Rule(tiers=((65_536, 0.02), (250_000, 0.05)))}
