@@ -90,7 +90,7 @@ class _Pattern:
         rows, cols = k * out + i, k * inp + j
         # 32-bit indices where they fit: the CPU kernels take them as they are (64-bit ones are
         # converted on every call).
-        index = torch.int32 if max(self.shape) * max(1, rows.numel()) < 2 ** 31 else torch.int64
+        index = torch.int32 if max(*self.shape, rows.numel()) < 2 ** 31 else torch.int64
         self.crow = _crow(rows, K * out).to(index)
         self.col = cols.to(index)
         self.perm = torch.argsort(cols * (K * out) + rows)  # the transpose's row-major order

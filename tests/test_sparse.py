@@ -164,3 +164,16 @@ def test_sparse_layers_on_cuda_score_like_the_cpu(monkeypatch):
     for a, b in zip(cpu, gpu):
         assert b["strong"] == pytest.approx(a["strong"], rel=1e-5, abs=1e-9)
         assert b["weak"] == pytest.approx(a["weak"], rel=1e-4, abs=1e-9)
+
+
+def test_a_sparse_layer_that_keeps_nothing_trains_like_the_dense_path():
+    g = torch.Generator().manual_seed(9)
+    ws, bs, wm, bm, x, y = _stack([3, 40, 40, 3], 2, 0.3, g, "classification")
+    wm[1][:] = False  # a collapsed layer: only its biases feed the next one
+    protocol = Protocol(optimizer="sgd", lr=0.05)
+    gens = lambda: [torch.Generator().manual_seed(k) for k in range(2)]  # noqa: E731
+    wd, bd = train_stacked(ws, bs, wm, bm, x, y, "classification", protocol, gens(), epochs=1)
+    stack = sparse.SparseStack(ws, bs, wm, bm, (True, True, True))
+    sparse.train_sparse(stack, x, y, "classification", protocol, gens(), epochs=1)
+    assert stack.values[1].numel() == 0
+    torch.testing.assert_close(stack.outputs(x), stacked_forward(x, wd, bd), rtol=1e-5, atol=1e-6)
