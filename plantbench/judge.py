@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 
 from . import compact as compaction
+from . import sparse as sparsity
 from .network import stacked_forward
 from .plant import PlantedNetwork
 from .seeding import stable_int
@@ -266,13 +267,16 @@ def overlap(wmasks: list[torch.Tensor], tickets: list[torch.Tensor], neuron_maps
 
 def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset], entries: list[Entry],
           protocol: Protocol, device: torch.device | str = "cpu", train: bool = True,
-          compact: bool = True) -> list[dict]:
+          compact: bool = True, sparse: bool = True) -> list[dict]:
     """Score every entry; stacked evaluations and lockstep trainings, batched by host shape.
 
     With `compact` (the default) each network whose live neurons fit in at most half the host's
     width is judged on those alone (plantbench.compact, where the argument that this is exact
     is written out); compact=False judges every network on the whole host. The two agree within
-    float rounding.
+    float rounding. With `sparse` (the default) the layers that plantbench.sparse's measured
+    rule picks (very sparse layers of wide hosts, on the CPU) take sparse products instead of
+    dense ones; sparse=False keeps dense products everywhere. Hosts of width 100 or less are
+    always judged dense.
 
     Returns one dict per entry with strong, weak (None when train=False), density,
     bias_density, effective_density, collapsed_layers, recall, precision, f1, layer_recall,
@@ -296,16 +300,21 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
     weak = [None] * len(entries)
     for width, idx in batches:
         W, B, Mi, MBi = _parameters(nets, entries, idx, M, MB, live, width, device)
-        x_tr, y_tr, x_te, y_te = (torch.stack([getattr(ds[entries[k].seed], split) for k in idx])
-                                  for split in ("x_train", "y_train", "x_test", "y_test"))
-        masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
-        strong[idx] = metric_of(task, masked(W, Mi), masked(B, MBi), x_tr, y_tr, x_te, y_te).cpu()
-        if train:
-            gens = [torch.Generator().manual_seed(int(entries[k].batch_seed)) for k in idx]
-            Wt, Bt = train_stacked(W, B, Mi, MBi, x_tr, y_tr, task.kind, protocol, gens)
-            for k, v in zip(idx, metric_of(task, masked(Wt, Mi), masked(Bt, MBi), x_tr, y_tr, x_te, y_te).tolist()):
+        splits = [torch.stack([getattr(ds[entries[k].seed], split) for k in idx])
+                  for split in ("x_train", "y_train", "x_test", "y_test")]
+        groups = sparsity.split(Mi, device) if sparse else [((False,) * depth, list(range(len(idx))))]
+        for layout, pos in groups:  # networks whose layers the rule makes sparse are judged apart
+            whole = len(pos) == len(idx)  # then the tensors are used as they are: no copy
+            params = [[t if whole else t[pos] for t in ts] for ts in (W, B, Mi, MBi)]
+            xs = [t if whole else t[pos] for t in splits]
+            sub = [idx[p] for p in pos]
+            gens = [torch.Generator().manual_seed(int(entries[k].batch_seed)) for k in sub]
+            s, w = (sparsity.judge_batch(task, *params, layout, *xs, protocol, gens, train) if any(layout)
+                    else _judge_dense(task, *params, *xs, protocol, gens, train))
+            strong[sub] = s.cpu()
+            for k, v in zip(sub, w or []):
                 weak[k] = v
-        del W, B, Mi, MBi
+        del W, B, Mi, MBi, params
 
     result = structure(M)
     result.update(overlap(M, [torch.stack([nets[e.seed].ticket_weights[l] for e in entries]) for l in range(depth)],
@@ -317,6 +326,16 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
     seconds = (time.perf_counter() - start) / len(entries)
     keys = list(result)
     return [{**{k: result[k][i] for k in keys}, "judge_seconds": seconds} for i in range(len(entries))]
+
+
+def _judge_dense(task, W, B, Mi, MBi, x_tr, y_tr, x_te, y_te, protocol, gens, train):
+    """Strong scores [K] and weak scores (a list, or None without training) of stacked networks."""
+    masked = lambda ps, ms: [p * m.to(p.dtype) for p, m in zip(ps, ms)]  # noqa: E731
+    strong = metric_of(task, masked(W, Mi), masked(B, MBi), x_tr, y_tr, x_te, y_te)
+    if not train:
+        return strong, None
+    Wt, Bt = train_stacked(W, B, Mi, MBi, x_tr, y_tr, task.kind, protocol, gens)
+    return strong, metric_of(task, masked(Wt, Mi), masked(Bt, MBi), x_tr, y_tr, x_te, y_te).tolist()
 
 
 def _parameters(nets, entries, idx, M, MB, live, width, device):

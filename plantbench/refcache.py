@@ -31,7 +31,7 @@ from .fileio import atomic_write_bytes
 
 FORMAT = 1
 #: The modules whose code a reference's scores come from; their source is part of the key.
-_SOURCES = ("judge.py", "compact.py", "train.py", "plant.py", "task.py", "network.py", "seeding.py")
+_SOURCES = ("judge.py", "compact.py", "sparse.py", "train.py", "plant.py", "task.py", "network.py", "seeding.py")
 _REFERENCE_KEYS = {"ticket_strong", "ticket_weak", "dense_strong", "dense_weak", "chance"}
 
 

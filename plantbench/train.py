@@ -108,10 +108,16 @@ def class_scales(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]
                  y: torch.Tensor) -> torch.Tensor:
     """Per-class scales for logits normalised to unit RMS, fitted for minimal cross-entropy on
     all of x (the judge's readout fit); [K, C]. Dead classes get the mean of the live ones."""
-    from .judge import fit_logit_scale  # the judge imports this module
     from .network import stacked_forward
 
     f = torch.cat([stacked_forward(x[:, s:s + _FIT_CHUNK], weights, biases) for s in range(0, x.shape[1], _FIT_CHUNK)], 1)
+    return fitted_class_scales(f, y)
+
+
+def fitted_class_scales(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """class_scales from the networks' logits f [K, N, C] on all of x."""
+    from .judge import fit_logit_scale  # the judge imports this module
+
     rms = f.double().pow(2).mean(1).sqrt()
     a = fit_logit_scale(f, y) * rms  # fit_logit_scale returns the scales of the raw logits
     return fill_dead_outputs(a, rms > 0).to(f.dtype)
