@@ -43,7 +43,7 @@ COUNT_TOL = 1e-9
 STRONG_RTOL = 1e-5
 STRONG_ATOL = 1e-12
 JUDGE_CHUNK = 256  # networks per judge call during check, to bound memory
-WEAK_RTOL = 1e-6  # weak metrics retrained on the platform that wrote the record (check.py)
+WEAK_RTOL = 1e-3  # weak metrics retrained on the platform that wrote the record: 3x the largest measured (check.py)
 WEAK_NORM_TOL = 0.3  # another platform: normalised weak scores within this (check.py)
 BIAS_FLOOR = 0.02  # an entry's mean normalised weak above retraining, records from other platforms
 BIAS_SES = 4.0  # ... or this many standard errors of that mean, whichever is larger
@@ -58,7 +58,7 @@ def same_build(rec: dict) -> bool:
 
 def same_platform(rec: dict) -> bool:
     """Whether the record was judged on the CPU by this torch build dispatching to this instruction
-    set: then training, independent of batch mates, reproduces its weak values bit for bit."""
+    set: then training, independent of batch mates, reproduces its weak values to WEAK_RTOL."""
     versions = rec.get("versions")
     return (same_build(rec) and rec.get("device") == "cpu"
             and versions.get("cpu") == torch.backends.cpu.get_cpu_capability())
