@@ -11,6 +11,7 @@ records (leaderboard/references, judged like any entry). It reads records only.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections import defaultdict
 
@@ -36,11 +37,14 @@ def mean(values) -> float:
 def at_ticket(records, suite: str):
     """entry name -> (candidate, task) -> scores over seeds, for the runs at the ticket's density."""
     table = defaultdict(lambda: defaultdict(list))
+    configs = defaultdict(set)  # records hold every constructor argument: name a config only where a pruner has several
+    for item in records:
+        configs[item.rec["pruner"]].add(json.dumps(item.rec["pruner_args"], sort_keys=True))
     for item in records:
         r = item.rec
         if r["status"] != "ok" or r["suite"] != suite or round(r["density_target"], 12) != round(r["ticket_density"], 12):
             continue
-        name = r["pruner"] + (f" {r['pruner_args']}" if r["pruner_args"] else "")
+        name = r["pruner"] + (f" {r['pruner_args']}" if len(configs[r["pruner"]]) > 1 else "")
         for c, f in CANDIDATES.items():
             table[name][(c, r["task"])].append(f(METRICS[r["metric"]], r["strong"], r["weak"], r["references"]))
     return table
