@@ -400,7 +400,8 @@ def leaderboard_check_cmd(root, quiet):
     def progress(done, total):  # records re-judged, with training, in the order their parts end
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="record", desc="re-judging", disable=quiet, file=sys.stderr,
+            bar = tqdm(total=total, unit="record", desc="re-judging", disable=quiet or not sys.stderr.isatty(),
+                       file=sys.stderr,
                        dynamic_ncols=True)
         bar.update(done - bar.n)
 

@@ -339,18 +339,18 @@ def test_ranking_and_sparsest_win_from_made_up_records(built, tmp_path):
     assert problems == []
     board = aggregate(records)
     entries = {e.name: e for e in board.entries["quick@1"]}
-    assert set(entries) == {"good", "fair (k=1)", "poor", "strong"}
+    assert set(entries) == {"good", "fair", "poor", "strong"}
     assert entries["good"].failed == 1
     [info] = board.tasks["quick@1"]
     assert sparsest_win(entries["good"], info) == pytest.approx(ticket, rel=1e-9)
-    assert sparsest_win(entries["fair (k=1)"], info) == 0.1
+    assert sparsest_win(entries["fair"], info) == 0.1
     assert sparsest_win(entries["poor"], info) is None
     text = render_readme(board)
     ranking = text.split("### Ranking")[1].split("### Entries")[0]
     rows = [line for line in ranking.splitlines() if line[:4] in ("| 1 ", "| 2 ", "| 3 ", "| 4 ")]
-    assert [r.split(" | ")[1] for r in rows] == ["strong", "good", "fair (k=1)", "poor"]
+    assert [r.split(" | ")[1] for r in rows] == ["strong", "good", "fair", "poor"]
     assert "| 1 | strong | 1.000 | 0.000 | 1.000 |" in ranking  # score, normalised weak, normalised strong
-    assert "| 2 | good | 0.965 | 0.965 |" in ranking and "| 3 | fair (k=1) | 0.600 |" in ranking
+    assert "| 2 | good | 0.965 | 0.965 |" in ranking and "| 3 | fair | 0.600 |" in ranking
     assert f"ticket ({ticket:.2g})" in rows[1] and "| 0.1 |" in rows[2] and rows[3].count(" - ") >= 1
     assert "Reference records are missing for this suite" in ranking  # this made-up board has none
 

@@ -55,8 +55,10 @@ def slug(text: str) -> str:
 
 
 def entry_slug(e: Entry) -> str:
-    """entries/<slug>.html: suite and pruner, and a hash of the arguments when there are any."""
-    tail = f"-{hashlib.sha256(args_key(e.args).encode()).hexdigest()[:8]}" if e.args else ""
+    """entries/<slug>.html: suite and pruner, and a hash of the arguments its name shows (those that
+    tell it apart from the same pruner's other entries) when there are any."""
+    shown = e.args if e.shown is None else e.shown
+    tail = f"-{hashlib.sha256(args_key(shown).encode()).hexdigest()[:8]}" if shown else ""
     return f"{slug(e.suite)}_{slug(e.pruner)}{tail}"
 
 
