@@ -25,6 +25,7 @@ import json
 import math
 import multiprocessing
 import os
+import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -146,8 +147,8 @@ def bias_problems(deviations: dict[str, list[float]]) -> list[str]:
     of the mean, and WEAK_NORM_TOL / sqrt(n) (the per-record bound, averaged over n records)."""
     out = []
     for key, devs in sorted(deviations.items()):
-        n, mean = len(devs), math.fsum(devs) / len(devs)
-        se = math.sqrt(math.fsum((d - mean) ** 2 for d in devs) / (n - 1) / n) if n > 1 else 0.0
+        n, mean = len(devs), statistics.fmean(devs)
+        se = statistics.stdev(devs) / math.sqrt(n) if n > 1 else 0.0
         bound = max(BIAS_FLOOR, BIAS_SES * se, WEAK_NORM_TOL / math.sqrt(n))
         if mean > bound:
             out.append(f"entry {key}: weak lies {mean:.3f} above retraining on average over {n} records from "
