@@ -9,7 +9,7 @@ from plantbench.leaderboard.appendix import DEPTH_STEM, NOISE_STEM, suite_order
 from plantbench.leaderboard.plots import embedded_digest, plot_specs, spec_digest
 from plantbench.records import run_id
 from plantbench.runner import SweepConfig, sweep
-from plantbench.suite import get_suite
+from plantbench.suite import SUITES, get_suite
 from plantbench.task import get_task
 
 
@@ -82,9 +82,11 @@ def test_readme_puts_the_headline_first_with_a_guide(template, tmp_path):
     assert heads == ["## Suites", "## Suite paper@1", "## Suite depth2@1", "## Suite depth9@1", "## Suite noise@1"]
     guide = text.split("## Suites")[1].split("## Suite paper@1")[0]
     assert "`paper@1` is the headline suite" in guide
+    bullets = [line for line in guide.splitlines() if line.startswith("- ")]
+    assert bullets == [f"- `{n}@1`: {SUITES.get(n).description}" for n in ("depth2", "depth9", "noise")]
     assert f"plots/{DEPTH_STEM}.png" in guide and f"plots/{NOISE_STEM}.png" in guide
-    assert suite_order(["wide@1", "zzz@3", "noise@1", "paper@1", "aaa@1"]) == ["paper@1", "wide@1", "noise@1",
-                                                                              "aaa@1", "zzz@3"]
+    assert suite_order(["wide@1", "zzz@3", "digits@1", "noise@1", "paper@1", "teacher@1", "aaa@1"]) == [
+        "paper@1", "wide@1", "noise@1", "teacher@1", "digits@1", "aaa@1", "zzz@3"]
 
 
 def test_a_paper_only_board_has_no_guide_and_no_cross_suite_plots(template, tmp_path):

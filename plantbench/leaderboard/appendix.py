@@ -1,9 +1,9 @@
-"""The appendix suites on the leaderboard: the order of the suites, the guide at the top of the
-README, and the two plots that compare suites (normalised weak score across depth and across
-label noise).
+"""The suites beside the headline on the leaderboard: the order of the suites, the guide at the top
+of the README and the site (one line per suite, its registered description), and the two plots
+that compare suites (normalised weak score across depth and across label noise).
 
 `paper` is the headline suite. depth2, depth9, wide and noise repeat the paper's appendix
-settings; a cross-suite plot is drawn only when the records of at least one appendix suite it
+settings; teacher, digits and digits-wide go beyond the paper. A cross-suite plot is drawn only when the records of at least one appendix suite it
 compares exist, so a leaderboard with `paper` entries alone is built exactly as before.
 """
 
@@ -19,8 +19,9 @@ from .breaking import breaking_specs
 from .ranking import Board, TaskInfo, mean
 
 HEADLINE = "paper"
-# Suites in reading order after the headline; unknown suites follow, sorted.
-APPENDIX_ORDER = ("depth2", "depth9", "wide", "noise")
+# Suites in reading order after the headline (the paper's appendix settings, then the suites beyond
+# the paper); unknown suites follow, sorted.
+APPENDIX_ORDER = ("depth2", "depth9", "wide", "noise", "teacher", "digits", "digits-wide")
 DEPTH_SUITES = ("depth2", "paper", "depth9")
 NOISE_SUITE = "noise"
 DEPTH_STEM, NOISE_STEM = "appendix_depth_weak", "appendix_noise_weak"
@@ -40,19 +41,34 @@ def suite_order(suites) -> list[str]:
     return sorted(suites, key=lambda s: (rank.get(s, len(rank)), s))
 
 
+def _guide_text(board: Board) -> tuple[str, list[tuple[str, str]], str]:
+    """The guide's opening sentence, (suite id, description) of every other suite with entries, and
+    its closing sentence; the descriptions are the registry's."""
+    headline = _suite(HEADLINE).id
+    lead = (f"`{headline}` is the headline suite: Plant 'n' Seek's main setting (depth 4, the paper's 5; "
+            "width 100). The other suites are read against it:")
+    others = []
+    for ident in suite_order(board.entries):
+        if ident != headline:
+            suite = _registered(ident)
+            others.append((ident, suite.description if suite else "not a registered suite"))
+    tail = ("Scores are normalised within each suite, by that suite's own planted ticket and chance, so a "
+            "score compares across suites while a raw metric does not. Each suite has its own ranking below.")
+    return lead, others, tail
+
+
+def _registered(ident: str):
+    from ..suite import SUITES
+
+    return SUITES.at_version(ident)
+
+
 def suite_guide(board: Board, stems) -> list[str]:
     """README lines ahead of the suites when there is more than one; none otherwise."""
     if len(board.entries) < 2:
         return []
-    headline = _suite(HEADLINE).id
-    lines = ["## Suites", "",
-             f"`{headline}` is the headline suite: Plant 'n' Seek's main setting (depth 4, the paper's 5; "
-             "width 100). The other suites repeat the paper's appendix settings and are read against it: "
-             "`depth2` and `depth9` change only the depth (the paper's 3 and 10), `wide` hides the deeper "
-             "Circle ticket in a width-1000 host (ticket density about 4e-5), and `noise` changes only "
-             "Circle's label noise. Scores are normalised within each suite, by that suite's own "
-             "planted ticket and chance, so a score compares across suites while a raw metric does not. "
-             "Each suite has its own ranking below.", ""]
+    lead, others, tail = _guide_text(board)
+    lines = ["## Suites", "", lead, "", *(f"- `{ident}`: {what}" for ident, what in others), "", tail, ""]
     for stem, what in GUIDE_PLOTS:
         if stem in stems:
             lines += [f"![normalised weak score at the ticket's density {what}]({PLOTS_DIR}/{stem}.png)", ""]
@@ -158,10 +174,12 @@ def site_guide(board: Board, stems) -> list[str]:
     """The site's counterpart of suite_guide: HTML ahead of the suites, none for a single suite."""
     from html import escape
 
-    text = suite_guide(board, ())
-    if not text:
+    if len(board.entries) < 2:
         return []
-    html = [f'<section class="suites" id="suites"><h2>Suites</h2><p>{escape(text[2]).replace("`", "")}</p>']
+    lead, others, tail = _guide_text(board)
+    items = "".join(f"<li><code>{escape(ident)}</code>: {escape(what)}</li>" for ident, what in others)
+    html = ['<section class="suites" id="suites"><h2>Suites</h2>',
+            f'<p>{escape(lead).replace("`", "")}</p><ul>{items}</ul><p>{escape(tail)}</p>']
     for stem, what in GUIDE_PLOTS:
         if stem in stems:
             html.append(f'<figure><a href="../{PLOTS_DIR}/{stem}.svg"><img src="../{PLOTS_DIR}/{stem}.png" '
