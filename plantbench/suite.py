@@ -72,12 +72,14 @@ NOISE_TASKS = ("circle-noise0", "circle-noise0.001", "circle-noise0.01", "circle
 TEACHER_TASKS = ("teacher-easy", "teacher-cls-easy", "teacher-w8", "teacher-w16", "teacher-w32", "teacher-k4",
                  "teacher-k8", "teacher-cls")
 
-# wide's cost set its seeds: one run trains a 3-million-weight host for 10 epochs (2,820 Adam
-# steps of batch 32), measured with a plain PyTorch loop at 0.051 CPU-seconds a step on one core,
-# about 2.4 CPU-minutes a run. A magnitude sweep of 3 seeds (12 runs and 6 reference trainings)
-# is about 45 CPU-minutes, where the whole paper suite takes under 1; 5 seeds would be about 70.
+# wide's seeds were set by an estimate before plantbench judged it: one run trains a
+# 3-million-weight host for 10 epochs (2,820 Adam steps of batch 32), at 0.051 CPU-seconds a step
+# in a plain PyTorch loop on one core, about 2.4 CPU-minutes a run. The stacked judge, with sparse
+# products for its sparsest layers, measured much less on 2 cores: about 8 s of judge time a run,
+# 77 s wall for magnitude's 12 runs once the references exist, 3.5 minutes for the 6 reference
+# trainings, 11.5 minutes for edge-popup (README, "Suites"). More seeds would make a wide@2.
 WIDE_DESCRIPTION = ("Circle at the paper's depth 6 (ours 5) in a width-1000 host (ticket density 4e-5); "
-                    "3 seeds: one run trains 3 million weights, about 2.4 CPU-minutes on one core")
+                    "3 seeds, each run training 3 million weights")
 
 SUITES: Registry[Suite] = Registry("suite")
 for _suite in (

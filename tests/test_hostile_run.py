@@ -151,10 +151,14 @@ def gone(tag, wait=8.0):
 
 
 def start_run(tmp_path, tag, *args):
+    """The sweep as a user's terminal starts it. SIGINT gets its default action back first: a test
+    session started in the background (`cmd &`, nohup) inherits SIGINT ignored, and Python then
+    never turns Ctrl-C into KeyboardInterrupt, so the sweep could not be interrupted at all."""
     env = {**os.environ, "SWEEP_TEST_TAG": tag}
     return subprocess.Popen([sys.executable, "-m", "plantbench.cli", "run", "--suite", "quick", "--device", "cpu",
                              "--quiet", *map(str, args)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(path, proc, limit=120.0):
@@ -193,7 +197,13 @@ def test_a_signal_saves_the_runs_already_pruned_and_leaves_no_process(tmp_path, 
     proc = start_run(tmp_path, tag, "--pruner", pruner, "--task", "relu", "--seeds", 1, "--jobs", 1, "--out", out)
     wait_for(tmp_path / "hanging", proc)
     proc.send_signal(sig)
-    output = proc.communicate(timeout=300)[0]
+    try:
+        output = proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:  # it ignored the signal: stop it, and its pruner's process, here
+            proc.kill()
+            proc.communicate()
+            gone(tag)
     assert proc.returncode == 130, output
     assert "interrupted; finished runs are saved and a rerun resumes" in output
     assert "Traceback" not in output
