@@ -100,9 +100,10 @@ def test_the_repository_leaderboard_reads_the_same_runs_as_its_tables():
     board = aggregate(read_results("leaderboard")[0], read_references("leaderboard")[0])
     for entries in board.entries.values():
         for e in entries:
-            ok = frame[(frame.pruner == e.pruner) & (frame.status == "ok")]
-            assert len(ok) == sum(len(rs) for t in e.runs.values() for rs in t.values()), e.name
-            assert (frame[frame.pruner == e.pruner].status != "ok").sum() == e.failed
+            mine = frame[(frame.pruner == e.pruner) & (frame.suite == e.suite)]
+            assert len(mine[mine.status == "ok"]) == sum(len(rs) for t in e.runs.values() for rs in t.values()), \
+                (e.suite, e.name)
+            assert (mine.status != "ok").sum() == e.failed
 
 
 def test_results_command_writes_csv_json_and_markdown(sweeps, tmp_path):
