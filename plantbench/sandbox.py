@@ -184,10 +184,12 @@ class Sandbox:
         except TimeoutError:
             ready = None
         if ready != b"ready":
-            code = self.proc.poll()
+            code = _exit_status(self.proc.pid, wait=1.0)
             self.close()
-            raise PlantbenchError(f"the pruner's process did not start within {START_TIMEOUT_S} s (exit code "
-                                  f"{code}); check that `{sys.executable} -c 'import plantbench'` works")
+            how = (f"did not start within {START_TIMEOUT_S} s" if code is None
+                   else f"ended before it was ready ({'exit code ' + str(code) if code >= 0 else 'signal ' + str(-code)})")
+            raise PlantbenchError(f"the pruner's process {how}; check that `{sys.executable} -c 'import plantbench'` "
+                                  "works (its error, if any, is printed above)")
 
     def seek(self, problem: dict, sizes: dict[str, int], timeout: float) -> Outcome:
         """Run the pruner on one problem (see problem_payload); sizes: each mask key's entries."""

@@ -3,6 +3,7 @@ writers, damaged results folders, and hostile names and arguments."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from plantbench.cli import cli
-from plantbench.errors import MaskError
+from plantbench.errors import MaskError, PlantbenchError
 from plantbench.mask import validate_mask
 from plantbench.records import LOCK_FILE, ResultStore
 
@@ -421,3 +422,15 @@ def test_a_non_finite_score_fails_its_run_instead_of_breaking_the_record():
     assert _not_finite({**ok, "layer_recall": [1.0, float("nan")]}).startswith("the judge gave a non-finite "
                                                                               "layer_recall (nan)")
     assert "non-finite references (inf)" in _not_finite({**ok, "references": {"chance": float("inf")}})
+
+
+def test_a_pruner_process_that_ends_before_it_is_ready_is_reported_as_such(monkeypatch, tmp_path):
+    from plantbench import sandbox
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # recomputed from TMPDIR
+    monkeypatch.setattr(sandbox.sys, "executable", shutil.which("false"))  # ends at once, exit code 1
+    box = sandbox.Sandbox(None, {}, 1)
+    with pytest.raises(PlantbenchError, match=r"the pruner's process ended before it was ready \(exit code 1\)"):
+        box._start()
+    assert box.proc is None and list(tmp_path.iterdir()) == []  # reaped, its folder removed
