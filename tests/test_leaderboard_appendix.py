@@ -1,6 +1,7 @@
 """The leaderboard across suites: the suite guide, suite order, and the plots across depth and noise."""
 
 import json
+import math
 
 import pytest
 
@@ -106,3 +107,18 @@ def test_build_writes_the_cross_suite_plots(template, tmp_path):
     assert f'<img src="../plots/{DEPTH_STEM}.png"' in index and "paper@1 is the headline suite" in index
     order = [index.index(f'data-suite="{s}"') for s in ("paper@1", "depth2@1", "depth9@1")]
     assert order == sorted(order)
+
+
+def test_plots_draw_a_mean_that_rounds_past_its_equal_values(template, tmp_path):
+    # three equal values whose float mean lies an ulp above them: a negative error bar for
+    # matplotlib unless clamped, in the whisker plots (more pruners than get bands) and across depth
+    v = next(i / 997 for i in range(1, 997) if math.fsum([i / 997] * 3) / 3 > i / 997)
+    recs = []
+    for k in range(7):
+        for suite in ("paper", "depth2"):
+            for seed in range(3):
+                rec = fake(template, suite, "circle", f"pruner-{k}", seed, v)
+                recs.append(dict(rec, recall=v, weak=v))
+    specs = plot_specs(board_of(tmp_path, recs))
+    for stem in ("paper-v1_circle-v1_recall", "paper-v1_circle-v1_weak", DEPTH_STEM):
+        assert render_plot(specs[stem])["png"].startswith(b"\x89PNG")

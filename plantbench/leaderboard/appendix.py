@@ -41,6 +41,12 @@ def suite_order(suites) -> list[str]:
     return sorted(suites, key=lambda s: (rank.get(s, len(rank)), s))
 
 
+def error_bars(m, lo, hi) -> list:
+    """matplotlib's yerr for means m with minima lo and maxima hi: the mean of equal values can lie an
+    ulp outside them, and a negative bar is an error, so each bar is at least 0."""
+    return [np.maximum(m - lo, 0.0), np.maximum(hi - m, 0.0)]
+
+
 def _guide_text(board: Board) -> tuple[str, list[tuple[str, str]], str]:
     """The guide's opening sentence, (suite id, description) of every other suite with entries, and
     its closing sentence; the descriptions are the registry's."""
@@ -152,7 +158,7 @@ def draw_across(fig, spec: dict) -> None:
             colour, marker, ls = styles[s["name"]]
             x, m, lo, hi = (np.array(c, dtype=float) for c in zip(*s["points"]))
             pos = np.array([place[v] for v in x], dtype=float)
-            ax.errorbar(pos, m, yerr=[m - lo, hi - m], color=colour, marker=marker, ls=ls, lw=1.4, ms=5,
+            ax.errorbar(pos, m, yerr=error_bars(m, lo, hi), color=colour, marker=marker, ls=ls, lw=1.4, ms=5,
                         elinewidth=0.9, capsize=2, label=_label(s["name"]))
         ax.axhline(1.0, color="#B8860B", ls="--", lw=1.2, label="planted ticket")
         ax.axhline(0.0, color="0.35", ls=":", lw=1.2, label="chance")

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import RecordError
 from ..paths import plot_stem
-from .appendix import appendix_specs, draw_across
+from .appendix import appendix_specs, draw_across, error_bars
 from .ranking import (
     Board,
     Entry,
@@ -161,7 +161,7 @@ def _draw_series(ax, spec: dict) -> str:
             ax.plot(d, m, color=colour, marker=marker, ls=ls, lw=1.6, ms=5, label=_label(s["name"]), zorder=3)
         else:
             x = d * 10 ** (DODGE * (i - (len(series) - 1) / 2))
-            ax.errorbar(x, m, yerr=[m - lo, hi - m], color=colour, marker=marker, ls=ls, lw=1.3, ms=4.5,
+            ax.errorbar(x, m, yerr=error_bars(m, lo, hi), color=colour, marker=marker, ls=ls, lw=1.3, ms=4.5,
                         elinewidth=0.9, capsize=0, label=_label(s["name"]), zorder=3)
     return "band: min-max" if bands else "bars: min-max"
 
