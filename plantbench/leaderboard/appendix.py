@@ -152,12 +152,15 @@ def draw_across(fig, spec: dict) -> None:
     xs = spec["x"]
     place = {x: i for i, x in enumerate(xs)}
     styles = {s["name"]: s["style"] for s in spec["series"]}
+    # each pruner nudged sideways, the same way in every panel, so that its whiskers stay apart
+    step = min(0.04, 0.6 / max(1, len(styles)))
+    nudge = {name: step * (i - (len(styles) - 1) / 2) for i, name in enumerate(styles)}
     axes = fig.subplots(1, max(1, len(spec["panels"])), sharey=True, squeeze=False)[0]
     for ax, panel in zip(axes, spec["panels"]):
         for s in panel["series"]:
             colour, marker, ls = styles[s["name"]]
             x, m, lo, hi = (np.array(c, dtype=float) for c in zip(*s["points"]))
-            pos = np.array([place[v] for v in x], dtype=float)
+            pos = np.array([place[v] for v in x], dtype=float) + nudge[s["name"]]
             ax.errorbar(pos, m, yerr=error_bars(m, lo, hi), color=colour, marker=marker, ls=ls, lw=1.4, ms=5,
                         elinewidth=0.9, capsize=2, label=_label(s["name"]))
         ax.axhline(1.0, color="#B8860B", ls="--", lw=1.2, label="planted ticket")
@@ -173,7 +176,7 @@ def draw_across(fig, spec: dict) -> None:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=9, frameon=False)
-    fig.suptitle(spec["title"], fontsize=10.5)
+    fig.suptitle(spec["title"], fontsize=10.5, x=0.02, ha="left")  # clear of the legend on the right
 
 
 def site_guide(board: Board, stems) -> list[str]:

@@ -232,7 +232,8 @@ def render_plot(spec: dict, formats: Iterable[str] = PLOT_FORMATS) -> dict[str, 
     from matplotlib.figure import Figure
 
     if spec["kind"] == "across":
-        size = (4.0 + 3.4 * max(1, len(spec["panels"])), 4.6)
+        # tall enough for a legend line per pruner and the two reference lines
+        size = (4.0 + 3.4 * max(1, len(spec["panels"])), max(4.6, 1.2 + 0.19 * (len(spec["series"]) + 2)))
     elif spec["kind"] == "heatmap":
         size = (3.2 + 1.3 * len(spec["columns"]) + 0.07 * max((len(r) for r in spec["rows"]), default=0),
                 1.8 + 0.42 * max(1, len(spec["rows"])))

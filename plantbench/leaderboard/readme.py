@@ -42,8 +42,8 @@ INTRO = (
     "*reference* rows, the planted ticket's own mask and the dense host, are judged exactly like an "
     "entry and are not ranked. *Recall* is the fraction of the ticket's weights the mask kept, and a "
     f"density is *won* when the mean score there reaches {WIN}. Every number here is recomputed from "
-    "the stored masks by `plantbench leaderboard check` (an entry's weak metric excepted, which needs "
-    "training; the references' weak metrics are retrained). How to add an entry: "
+    "the stored masks by `plantbench leaderboard check`, weak metrics by retraining under the mask "
+    "(within the tolerances docs/leaderboard.md states). How to add an entry: "
     "[CONTRIBUTING.md](../CONTRIBUTING.md); how to read the tables and plots: "
     "[docs/leaderboard.md](../docs/leaderboard.md)."
 )
