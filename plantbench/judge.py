@@ -22,7 +22,7 @@ from .network import stacked_forward
 from .plant import PlantedNetwork
 from .seeding import stable_int
 from .task import Dataset, Task
-from .train import Protocol, train_stacked
+from .train import LONE_PAIR, Protocol, train_stacked
 
 _EVAL_BYTES = 1 << 28  # activation memory per evaluation chunk
 
@@ -304,13 +304,18 @@ def judge(task: Task, nets: dict[int, PlantedNetwork], data: dict[int, Dataset],
                   for split in ("x_train", "y_train", "x_test", "y_test")]
         groups = sparsity.split(Mi, device) if sparse else [((False,) * depth, list(range(len(idx))))]
         for layout, pos in groups:  # networks whose layers the rule makes sparse are judged apart
-            whole = len(pos) == len(idx)  # then the tensors are used as they are: no copy
+            lone = len(pos) == 1
+            if lone:  # judged beside a copy of itself (train.LONE_PAIR), so batch mates never matter
+                pos = pos * LONE_PAIR
+            whole = pos == list(range(len(idx)))  # then the tensors are used as they are: no copy
             params = [[t if whole else t[pos] for t in ts] for ts in (W, B, Mi, MBi)]
             xs = [t if whole else t[pos] for t in splits]
             sub = [idx[p] for p in pos]
             gens = [torch.Generator().manual_seed(int(entries[k].batch_seed)) for k in sub]
             s, w = (sparsity.judge_batch(task, *params, layout, *xs, protocol, gens, train) if any(layout)
                     else _judge_dense(task, *params, *xs, protocol, gens, train))
+            if lone:
+                sub, s, w = sub[:1], s[:1], w[:1] if w else w
             strong[sub] = s.cpu()
             for k, v in zip(sub, w or []):
                 weak[k] = v

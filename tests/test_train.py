@@ -63,8 +63,9 @@ def test_stacked_training_matches_the_plain_loop(kind, protocol):
              [torch.randn(o, generator=g) * 0.1 for o in sizes[1:]]) for _ in range(K)]
     masks = [([torch.rand(o, i, generator=g) < 0.6 for i, o in zip(sizes[:-1], sizes[1:])],
               [torch.rand(o, generator=g) < 0.8 for o in sizes[1:]]) for _ in range(K)]
-    x = torch.rand(K, N, 2, generator=g) * 2 - 1
-    y = (torch.randint(0, 3, (K, N), generator=g) if kind == "classification" else torch.randn(K, N, 3, generator=g))
+    x = torch.rand(K, N, sizes[0], generator=g) * 2 - 1
+    y = (torch.randint(0, sizes[-1], (K, N), generator=g) if kind == "classification"
+         else torch.randn(K, N, sizes[-1], generator=g))
     L = len(sizes) - 1
     stacked_w, _ = train_stacked([torch.stack([n[0][l] for n in nets]) for l in range(L)],
                                  [torch.stack([n[1][l] for n in nets]) for l in range(L)],
@@ -227,18 +228,22 @@ def _stack(nets, masks, L):
 
 
 @pytest.mark.parametrize("loss_scale", ["raw", "fitted"])
-@pytest.mark.parametrize("kind", ["regression", "classification"])
-def test_a_network_trains_bit_for_bit_the_same_alone_and_with_batch_mates(kind, loss_scale):
-    """The optimiser's buffer is padded to whole vectors, and the class-scale fit stops each network
-    at its own convergence: so retraining one record alone reproduces what its sweep trained."""
+@pytest.mark.parametrize("kind, sizes", [("regression", [2, 12, 12, 3]), ("classification", [2, 12, 12, 3]),
+                                         ("regression", [1, 48, 48, 1]), ("classification", [1, 48, 48, 2])])
+def test_a_network_trains_bit_for_bit_the_same_alone_and_with_batch_mates(kind, loss_scale, sizes):
+    """The optimiser's buffer is padded to whole vectors, the class-scale fit stops each network
+    at its own convergence, and a lone network trains beside a copy of itself (LONE_PAIR: one
+    input or one output is a vector shape): so retraining one record alone reproduces what its
+    sweep trained."""
     g = torch.Generator().manual_seed(3)
-    sizes, K, N, L = [2, 12, 12, 3], 4, 120, 3
+    K, N, L = 4, 120, 3
     nets = [([torch.randn(o, i, generator=g) * 0.5 for i, o in zip(sizes[:-1], sizes[1:])],
              [torch.randn(o, generator=g) * 0.1 for o in sizes[1:]]) for _ in range(K)]
     masks = [([torch.rand(o, i, generator=g) < 0.3 + 0.2 * k for i, o in zip(sizes[:-1], sizes[1:])],
               [torch.rand(o, generator=g) < 0.8 for o in sizes[1:]]) for k in range(K)]
-    x = torch.rand(K, N, 2, generator=g) * 2 - 1
-    y = (torch.randint(0, 3, (K, N), generator=g) if kind == "classification" else torch.randn(K, N, 3, generator=g))
+    x = torch.rand(K, N, sizes[0], generator=g) * 2 - 1
+    y = (torch.randint(0, sizes[-1], (K, N), generator=g) if kind == "classification"
+         else torch.randn(K, N, sizes[-1], generator=g))
     protocol = Protocol(batch_size=16, loss_scale=loss_scale)
 
     def train(idx):
