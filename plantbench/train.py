@@ -147,11 +147,12 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
         Per layer weights [K, out, in] and biases [K, out], pruned entries zero.
     """
     epochs = protocol.epochs if epochs is None else epochs
-    if x.shape[0] == 1:  # see LONE_PAIR: a lone network trains beside a copy of itself
-        twin = torch.Generator(generators[0].device).set_state(generators[0].get_state())
-        pair = lambda ts: [torch.cat([t, t]) for t in ts]  # noqa: E731
+    if x.shape[0] == 1 and _unit_side(weights):  # see LONE_PAIR
+        twins = [torch.Generator(generators[0].device).set_state(generators[0].get_state())
+                 for _ in range(LONE_PAIR - 1)]
+        pair = lambda ts: [torch.cat([t] * LONE_PAIR) for t in ts]  # noqa: E731
         ws, bs = train_stacked(pair(weights), pair(biases), pair(wmasks), pair(bmasks), *pair([x, y]), kind,
-                               protocol, [generators[0], twin], epochs)
+                               protocol, [generators[0], *twins], epochs)
         return [w[:1] for w in ws], [b[:1] for b in bs]
     K, N, L = x.shape[0], x.shape[1], len(weights)
     tensors = [*weights, *biases]
@@ -198,14 +199,22 @@ def train_stacked(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor
 _VECTOR = 64
 
 
-#: A batched product of a stack of ONE matrix with a vector-shaped side (a dimension of 1: one
-#: input, one output) takes another torch kernel on the CPU than the same product inside a stack of
-#: two or more, and the results differ in the last bit (measured with torch 2.13: baddbmm, bmm and
-#: matmul, any thread count; stacks of 2 to 256 all agree). Training grows that difference: at
-#: depth 9 it moved weak MSEs by up to 35%. So a stack never holds one network: train_stacked and
-#: the judge (plantbench.judge.judge) compute a lone network beside a copy of itself, and a
-#: network's numbers are the same alone as with any batch mates.
+#: A batched product of a stack of ONE matrix with a side of 1 (one input, one output) takes
+#: another torch kernel on the CPU than the same product inside a stack of two or more, and the
+#: results differ in the last bit (measured with torch 2.13: baddbmm, bmm and matmul, any thread
+#: count; stacks of 2 to 256 all agree; over 1,331 shapes no product without a side of 1 differed,
+#: and a batch of one sample did not either). Training grows that difference: at depth 9 it moved
+#: weak MSEs by up to 35%. So the judge (plantbench.judge.judge) computes every lone network beside
+#: a copy of itself, and train_stacked does so for a lone network with a layer one unit wide
+#: (_unit_side; the pair costs up to twice the lone run's time, so networks without one train
+#: alone). A network's numbers are then the same alone as with any batch mates.
 LONE_PAIR = 2
+
+
+def _unit_side(weights: Sequence[torch.Tensor]) -> bool:
+    """Whether training takes a batched product with a side of 1: a layer one unit wide (a batch
+    of one sample, the other size that could be 1, was measured not to change the kernel)."""
+    return any(1 in w.shape[1:] for w in weights)
 
 
 def _views(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
